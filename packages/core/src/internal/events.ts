@@ -1,0 +1,91 @@
+import type { JsonValue } from './json.js';
+
+/**
+ * The payload type of every event, by event type. Each package adds its own event types by
+ * declaration merging, so that `bus.on('mm.pte.set')` is fully typed:
+ *
+ * ```ts
+ * declare module '@mmnsim/core' {
+ *   interface SimEventMap {
+ *     'mydev.tlb.fill': { va: number; pfn: number };
+ *   }
+ * }
+ * ```
+ *
+ * Types are namespaced by the package or plugin that emits them (`sched.*`, `sim.*` and
+ * `oracle.*` belong to core). Payloads are plain JSON data and must not be changed after they
+ * are emitted: the log keeps them by reference.
+ */
+export interface SimEventMap {
+  /** The simulation started running (after plugins started). */
+  'sim.start': { seed: number; strategy: string; cpus: number; devices: string[] };
+  /** The run ended; `reason` is `'done'`, `'violation'`, `'deadlock'` or `'livelock'`. */
+  'sim.end': { reason: string; steps: number; time: number };
+  /** A task was created on an execution context. */
+  'sched.spawn': { id: number; name: string; on: string };
+  /** A task's body returned (or threw; see `oracle.violation`). */
+  'sched.exit': { id: number; name: string };
+  /** The running task blocked on a waitable. */
+  'sched.block': { on: string };
+  /** A blocked task was made runnable by a wake-up on the waitable it waited for. */
+  'sched.wake': { id: number; on: string };
+  /** The running task went to sleep until a virtual time. */
+  'sched.sleep': { until: number };
+  /** The clock jumped forward because every task was asleep. */
+  'sched.idle': { from: number; to: number };
+  /** An execution context switched from one task to another. */
+  'sched.switch': { from: number; to: number };
+  /** An oracle reported a broken rule. */
+  'oracle.violation': { kind: string; message: string; evidence: number[]; oracle: string };
+}
+
+/** Every known event type. */
+export type SimEventType = keyof SimEventMap & string;
+
+/**
+ * One recorded state change of the model (ARCHITECTURE §4).
+ *
+ * `seq` numbers the events a run built (events nobody wanted are never built and take no
+ * number); `step` and `time` are the scheduler step and virtual time at emission; `ctx` and
+ * `task` say who was running (`'-'` and -1 outside any task).
+ */
+export interface SimEvent<K extends SimEventType = SimEventType> {
+  /** Position of this event among the events the run built, from 0. */
+  readonly seq: number;
+  /** Scheduler step at emission. */
+  readonly step: number;
+  /** Virtual time in nanoseconds at emission. */
+  readonly time: number;
+  /** Execution context that was running (`'cpu0'`, `'nic0'`, or `'-'`). */
+  readonly ctx: string;
+  /** Id of the task that was running, or -1. */
+  readonly task: number;
+  /** Namespaced event type. */
+  readonly type: K;
+  /** Typed payload, plain JSON. */
+  readonly data: SimEventMap[K];
+}
+
+/** The discriminated union of all typed events: narrowing on `type` narrows `data`. */
+export type AnySimEvent = { [K in SimEventType]: SimEvent<K> }[SimEventType];
+
+/**
+ * An event as a log holds it when the emitting plugin's types are not known (for example a log
+ * read back from NDJSON by a viewer that loads no plugins).
+ */
+export interface LoggedEvent {
+  /** See {@link SimEvent.seq}. */
+  readonly seq: number;
+  /** See {@link SimEvent.step}. */
+  readonly step: number;
+  /** See {@link SimEvent.time}. */
+  readonly time: number;
+  /** See {@link SimEvent.ctx}. */
+  readonly ctx: string;
+  /** See {@link SimEvent.task}. */
+  readonly task: number;
+  /** See {@link SimEvent.type}. */
+  readonly type: string;
+  /** The payload as plain JSON. */
+  readonly data: JsonValue;
+}
