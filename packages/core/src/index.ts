@@ -1,2 +1,58 @@
-/** placeholder */
-export const placeholder = 1;
+/**
+ * The mmnsim simulation kernel: deterministic scheduler, tasks as generators, virtual time,
+ * seeded randomness, the event bus and log, plugins and oracles, and the interval tree.
+ *
+ * @packageDocumentation
+ */
+import 'reflect-metadata';
+
+export { EventBus } from './internal/bus.js';
+export type { EventSink } from './internal/bus.js';
+export { Clock } from './internal/clock.js';
+export type { Timer } from './internal/clock.js';
+export { ExecutionContext } from './internal/context.js';
+export type { ContextKind } from './internal/context.js';
+export { ConfigError, KernelBug } from './internal/errors.js';
+export type { AnySimEvent, LoggedEvent, SimEvent, SimEventMap, SimEventType } from './internal/events.js';
+export { explore, replay, runScenario } from './internal/explore.js';
+export type { ExploreFailure, ExploreOptions, ExploreReport, Scenario } from './internal/explore.js';
+export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
+export type { JsonPrimitive, JsonValue } from './internal/json.js';
+export { EventLog, LogFormatError, readNdjson } from './internal/log.js';
+export type { EventLogOptions, LogHeader, LogHeaderFields, ReadLog } from './internal/log.js';
+export { OracleRegistry } from './internal/oracle.js';
+export type { Oracle, OracleContext, Violation, ViolationReport } from './internal/oracle.js';
+export { definePlugin } from './internal/plugin.js';
+export type { Plugin, PluginDefinition, PluginOptions } from './internal/plugin.js';
+export { fold, LiveProjection } from './internal/projection.js';
+export type { Projection } from './internal/projection.js';
+export { RandomSource, RandomStream } from './internal/random.js';
+export { Scheduler } from './internal/scheduler.js';
+export type { RunEnd, RunEndReason } from './internal/scheduler.js';
+export {
+  describeIssues,
+  EventSinkContribution,
+  OracleContribution,
+  Simulation,
+  SimulationConfig,
+  SimulationService,
+} from './internal/simulation.js';
+export type {
+  LogOptions,
+  ResolvedSimulationOptions,
+  RunResult,
+  SimulationOptions,
+} from './internal/simulation.js';
+export { PctStrategy } from './internal/strategy/pct.js';
+export type { PctOptions } from './internal/strategy/pct.js';
+export { RandomStrategy } from './internal/strategy/random.js';
+export { ReplayDivergenceError, ReplayStrategy } from './internal/strategy/replay.js';
+export { RoundRobinStrategy } from './internal/strategy/round-robin.js';
+export { createStrategy, StrategySpecSchema } from './internal/strategy/spec.js';
+export type { StrategySpec } from './internal/strategy/spec.js';
+export type { Strategy, StrategyStartInfo } from './internal/strategy/strategy.js';
+export { Mutex } from './internal/sync/mutex.js';
+export { Task } from './internal/task.js';
+export type { SchedOp, SpawnOptions, TaskBody, TaskGen, TaskState } from './internal/task.js';
+export { WaitQueue } from './internal/waitqueue.js';
+export type { Waitable, WaitOptions } from './internal/waitqueue.js';

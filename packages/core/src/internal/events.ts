@@ -17,8 +17,11 @@ import type { JsonValue } from './json.js';
  * are emitted: the log keeps them by reference.
  */
 export interface SimEventMap {
-  /** The simulation started running (after plugins started). */
-  'sim.start': { seed: number; strategy: string; cpus: number; devices: string[] };
+  /**
+   * The simulation was created (before plugins start). The strategy is deliberately absent, so
+   * a replay of a run logs exactly what the run logged.
+   */
+  'sim.start': { seed: number; cpus: number; devices: string[] };
   /** The run ended; `reason` is `'done'`, `'violation'`, `'deadlock'` or `'livelock'`. */
   'sim.end': { reason: string; steps: number; time: number };
   /** A task was created on an execution context. */
@@ -35,6 +38,12 @@ export interface SimEventMap {
   'sched.idle': { from: number; to: number };
   /** An execution context switched from one task to another. */
   'sched.switch': { from: number; to: number };
+  /** A lock was acquired by the running task. */
+  'lock.acquired': { lock: string };
+  /** A lock was released by the running task. */
+  'lock.released': { lock: string };
+  /** The running task found a lock held and will wait for it. */
+  'lock.contended': { lock: string; owner: number };
   /** An oracle reported a broken rule. */
   'oracle.violation': { kind: string; message: string; evidence: number[]; oracle: string };
 }

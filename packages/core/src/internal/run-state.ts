@@ -14,4 +14,6 @@ export class RunState {
   task = -1;
   /** Name of the running task's execution context, or `'-'` outside any task. */
   ctx = '-';
+  /** Name of the running task, or `'-'` outside any task. */
+  taskName = '-';
 }
