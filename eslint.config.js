@@ -17,9 +17,21 @@ const nondeterminism = 'is banned in simulation code: it breaks replay (ARCHITEC
 const determinismRules = {
   'no-restricted-properties': [
     'error',
-    { object: 'Math', property: 'random', message: `Math.random ${nondeterminism}; use a RandomStream.` },
-    { object: 'Date', property: 'now', message: `Date.now ${nondeterminism}; use the virtual Clock.` },
-    { object: 'performance', property: 'now', message: `performance.now ${nondeterminism}; use the virtual Clock.` },
+    {
+      object: 'Math',
+      property: 'random',
+      message: `Math.random ${nondeterminism}; use a RandomStream.`,
+    },
+    {
+      object: 'Date',
+      property: 'now',
+      message: `Date.now ${nondeterminism}; use the virtual Clock.`,
+    },
+    {
+      object: 'performance',
+      property: 'now',
+      message: `performance.now ${nondeterminism}; use the virtual Clock.`,
+    },
   ],
   'no-restricted-globals': [
     'error',
@@ -32,7 +44,10 @@ const determinismRules = {
   ],
   'no-restricted-syntax': [
     'error',
-    { selector: ':function[async=true]', message: `async functions ${nondeterminism}; tasks are generators.` },
+    {
+      selector: ':function[async=true]',
+      message: `async functions ${nondeterminism}; tasks are generators.`,
+    },
     { selector: 'AwaitExpression', message: `await ${nondeterminism}.` },
     { selector: "NewExpression[callee.name='Date']", message: `new Date() ${nondeterminism}.` },
   ],
@@ -69,7 +84,7 @@ function boundary(pkg, allowed) {
 }
 
 export default defineConfig(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'docs/api/**', 'coverage/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'docs/api/**', 'coverage/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -77,13 +92,23 @@ export default defineConfig(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-explicit-any': 'error',
       'require-yield': 'off',
     },
   },
-  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', console: 'readonly' },
+    },
+  },
   { files: simulationSources, rules: determinismRules },
   boundary('core', []),
   boundary('mm', ['core']),
@@ -96,13 +121,24 @@ export default defineConfig(
     rules: {
       'no-restricted-syntax': [
         'error',
-        { selector: 'ExportAllDeclaration', message: 'Public barrels list their exports by name (ARCHITECTURE §2).' },
+        {
+          selector: 'ExportAllDeclaration',
+          message: 'Public barrels list their exports by name (ARCHITECTURE §2).',
+        },
         { selector: ':function[async=true]', message: `async functions ${nondeterminism}.` },
       ],
     },
   },
   {
+    // Tests are type-checked through tsconfig.test.json (they are outside the packages' builds).
     files: ['**/test/**/*.ts'],
+    languageOptions: {
+      parserOptions: {
+        projectService: false,
+        project: './tsconfig.test.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/unbound-method': 'off',

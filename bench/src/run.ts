@@ -1,1 +1,19 @@
-export {};
+/**
+ * `pnpm bench`: prints one JSON line per metric, `{"name","value","unit"}`. Figures are
+ * measured here and reported in notes; tests never assert on speed.
+ */
+import 'reflect-metadata';
+import { benchCore } from './core.js';
+import { benchItree } from './itree.js';
+import type { Metric } from './metric.js';
+
+const suites: Record<string, () => Metric[]> = {
+  core: benchCore,
+  itree: benchItree,
+};
+
+const only = process.argv.slice(2);
+for (const [name, suite] of Object.entries(suites)) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  for (const m of suite()) process.stdout.write(JSON.stringify(m) + '\n');
+}

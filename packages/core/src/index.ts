@@ -13,9 +13,22 @@ export type { Timer } from './internal/clock.js';
 export { ExecutionContext } from './internal/context.js';
 export type { ContextKind } from './internal/context.js';
 export { ConfigError, KernelBug } from './internal/errors.js';
-export type { AnySimEvent, LoggedEvent, SimEvent, SimEventMap, SimEventType } from './internal/events.js';
+export type {
+  AnySimEvent,
+  LoggedEvent,
+  SimEvent,
+  SimEventMap,
+  SimEventType,
+} from './internal/events.js';
 export { explore, replay, runScenario } from './internal/explore.js';
-export type { ExploreFailure, ExploreOptions, ExploreReport, Scenario } from './internal/explore.js';
+export type {
+  ExploreFailure,
+  ExploreOptions,
+  ExploreReport,
+  RecordedRun,
+  Scenario,
+  ScenarioRun,
+} from './internal/explore.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
 export { EventLog, LogFormatError, readNdjson } from './internal/log.js';
@@ -25,9 +38,11 @@ export type { Oracle, OracleContext, Violation, ViolationReport } from './intern
 export { definePlugin } from './internal/plugin.js';
 export type { Plugin, PluginDefinition, PluginOptions } from './internal/plugin.js';
 export { fold, LiveProjection } from './internal/projection.js';
-export type { Projection } from './internal/projection.js';
+export type { LiveProjectionOptions, Projection } from './internal/projection.js';
 export { RandomSource, RandomStream } from './internal/random.js';
 export { Scheduler } from './internal/scheduler.js';
+export { serviceId } from './internal/service-id.js';
+export type { ServiceId } from './internal/service-id.js';
 export type { RunEnd, RunEndReason } from './internal/scheduler.js';
 export {
   describeIssues,

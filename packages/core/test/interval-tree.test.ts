@@ -91,23 +91,23 @@ describe('IntervalTree (model-based)', () => {
             case 'remove': {
               if (live.length === 0) break;
               const [entry] = live.splice(o.pick % live.length, 1);
-              tree.remove(entry.node);
-              expect(entry.node.inTree).toBe(false);
-              removed.push(entry.node);
+              tree.remove(entry!.node);
+              expect(entry!.node.inTree).toBe(false);
+              removed.push(entry!.node);
               break;
             }
             case 'reinsert': {
               if (removed.length === 0) break;
               const [node] = removed.splice(o.pick % removed.length, 1);
-              tree.insertNode(node, o.start, o.start + o.len);
-              expect(node.inTree).toBe(true);
-              live.push({ node: node, start: o.start, last: o.start + o.len });
+              tree.insertNode(node!, o.start, o.start + o.len);
+              expect(node!.inTree).toBe(true);
+              live.push({ node: node!, start: o.start, last: o.start + o.len });
               break;
             }
             case 'removeAgain': {
               if (removed.length === 0) break;
               const node = removed[o.pick % removed.length];
-              expect(() => tree.remove(node)).toThrow(/not in this tree/);
+              expect(() => tree.remove(node!)).toThrow(/not in this tree/);
               break;
             }
             case 'query': {
@@ -153,6 +153,18 @@ describe('IntervalTree (model-based)', () => {
 });
 
 describe('IntervalTree (kernel behaviour)', () => {
+  it('behaves as the class documentation example says', () => {
+    const tree = new IntervalTree<string>();
+    tree.insert(0x1000, 0x1fff, 'a');
+    const b = tree.insert(0x1000, 0x2fff, 'b');
+    tree.insert(0x3000, 0x3fff, 'c');
+    expect(overlapValues(tree, 0x1fff, 0x3000)).toEqual(['a', 'b', 'c']);
+    expect(walkValues(tree, 0x2000, 0x2000)).toEqual(['b']);
+    tree.remove(b);
+    tree.insertNode(b, 0x5000, 0x5fff);
+    expect([...tree.inOrder()].map((n) => n.value)).toEqual(['a', 'c', 'b']);
+  });
+
   it('returns equal starts in insertion order (an equal key goes right on insert)', () => {
     const tree = new IntervalTree<string>();
     // Interleave other keys so that rotations move the equal-start nodes around.
@@ -168,7 +180,7 @@ describe('IntervalTree (kernel behaviour)', () => {
 
     // Removing some keeps the relative order of the rest.
     const nodes = [...tree.inOrder()].filter((n) => n.start === 10);
-    for (let i = 0; i < nodes.length; i += 3) tree.remove(nodes[i]);
+    for (let i = 0; i < nodes.length; i += 3) tree.remove(nodes[i]!);
     tree.checkInvariants();
     expect([...tree.inOrder()].filter((n) => n.start === 10).map((n) => n.value)).toEqual(
       names.filter((_, i) => i % 3 !== 0),
@@ -307,7 +319,7 @@ describe('IntervalTree (kernel behaviour)', () => {
     expect(tree.forEachOverlap(4096 * 500 + 4095, 4096 * 500 + 4096, () => {})).toBe(2);
 
     // Remove every other node, in order, then check again.
-    for (let i = 0; i < n; i += 2) tree.remove(nodes[i]);
+    for (let i = 0; i < n; i += 2) tree.remove(nodes[i]!);
     tree.checkInvariants();
     expect(tree.size).toBe(n / 2);
     expect(height(tree)).toBeLessThanOrEqual(2 * Math.log2(n / 2 + 1));
@@ -335,7 +347,7 @@ describe('IntervalTree (kernel behaviour)', () => {
     expect(tree.first()).toBeUndefined();
     expect(nodes.every((n) => !n.inTree)).toBe(true);
     tree.checkInvariants();
-    tree.insertNode(nodes[0], 7, 7);
+    tree.insertNode(nodes[0]!, 7, 7);
     expect(overlapValues(tree, 0, 100)).toEqual([0]);
     tree.checkInvariants();
   });

@@ -17,7 +17,7 @@ function sampleLog(options?: { keep?: (type: string) => boolean }): {
   const bus = new EventBus(state);
   const log = new EventLog(options);
   bus.addSink(log);
-  bus.emit('sim.start', { seed: 42, strategy: 'random', cpus: 2, devices: ['nic0'] });
+  bus.emit('sim.start', { seed: 42, cpus: 2, devices: ['nic0'] });
   state.ctx = 'cpu0';
   state.task = 0;
   state.step = 1;
@@ -206,7 +206,7 @@ describe('readNdjson', () => {
     const lines = linesOf(log.toNdjson(header));
     // Line 3 of the file (index 2) is the spawn of task 1, named "worker".
     expect(lines[2]).toContain('"name":"worker"');
-    lines[2] = lines[2].replace('"name":"worker"', '"name":"workes"');
+    lines[2] = lines[2]!.replace('"name":"worker"', '"name":"workes"');
     const error = expectFormatError(() => readNdjson(lines.join('\n')), 3, /hash mismatch/);
     expect(error.message).toMatch(
       /^line 3: hash mismatch \(corrupted or tampered line\): expected [0-9a-f]{64}, found [0-9a-f]{64}$/,
@@ -217,7 +217,7 @@ describe('readNdjson', () => {
     const { log } = sampleLog();
     const lines = linesOf(log.toNdjson(header));
     expect(lines[4]).toContain('"until":3000');
-    lines[4] = lines[4].replace('"until":3000', '"until":3001');
+    lines[4] = lines[4]!.replace('"until":3000', '"until":3001');
     expectFormatError(() => readNdjson(lines.join('\n')), 5, /hash mismatch/);
   });
 
@@ -225,7 +225,7 @@ describe('readNdjson', () => {
     const { log } = sampleLog();
     const lines = linesOf(log.toNdjson(header));
     expect(lines[4]).toContain('"step":');
-    lines[4] = lines[4].replace('"step":', '"step"');
+    lines[4] = lines[4]!.replace('"step":', '"step"');
     expectFormatError(() => readNdjson(lines.join('\n')), 5, /invalid JSON/);
   });
 
@@ -239,14 +239,14 @@ describe('readNdjson', () => {
   it('rejects two lines swapped: the chain breaks at the first of them', () => {
     const { log } = sampleLog();
     const lines = linesOf(log.toNdjson(header));
-    [lines[3], lines[4]] = [lines[4], lines[3]];
+    [lines[3], lines[4]] = [lines[4]!, lines[3]!];
     expectFormatError(() => readNdjson(lines.join('\n')), 4, /hash mismatch/);
   });
 
   it('rejects a repeated line, naming the line where seq stops increasing', () => {
     const { log } = sampleLog();
     const lines = linesOf(log.toNdjson(header));
-    lines.splice(4, 0, lines[3]);
+    lines.splice(4, 0, lines[3]!);
     expectFormatError(
       () => readNdjson(lines.join('\n')),
       5,
@@ -258,7 +258,7 @@ describe('readNdjson', () => {
     const { log } = sampleLog();
     const text = log.toNdjson(header);
     const lines = linesOf(text);
-    const lastLine = lines[lines.length - 2];
+    const lastLine = lines[lines.length - 2]!;
     const cut = text.length - 1 - Math.floor(lastLine.length / 2);
     const truncated = text.slice(0, cut);
     const read = readNdjson(truncated);
@@ -349,7 +349,7 @@ describe('readNdjson', () => {
     const lines = linesOf(log.toNdjson(header));
     const broken = (edit: (line: string) => string): string => {
       const copy = [...lines];
-      copy[2] = edit(copy[2]);
+      copy[2] = edit(copy[2]!);
       return copy.join('\n');
     };
     expectFormatError(

@@ -1,12 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { ContainerModule } from 'inversify';
-import type { ServiceIdentifier } from 'inversify';
 import { z } from 'zod';
 import {
   ConfigError,
   definePlugin,
   EventSinkContribution,
   OracleContribution,
+  serviceId,
   Simulation,
 } from '@mmnsim/core';
 import type { AnySimEvent, Oracle, Plugin } from '@mmnsim/core';
@@ -15,8 +15,8 @@ interface CounterOptions {
   limit: number;
   mode: 'strict' | 'lenient';
 }
-const CounterOptions: ServiceIdentifier<CounterOptions> = Symbol.for('@test/counter:CounterOptions');
-const Counter: ServiceIdentifier<{ limit: number }> = Symbol.for('@test/counter:Counter');
+const CounterOptions = serviceId<CounterOptions>('@test/counter:CounterOptions');
+const Counter = serviceId<{ limit: number }>('@test/counter:Counter');
 
 const counterPlugin = definePlugin({
   id: 'counter',
@@ -46,7 +46,9 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
   it('a plugin whose required plugin is missing is an error naming both', () => {
     const started: string[] = [];
     expect(() => Simulation.create({ seed: 1, plugins: [plain('kvm', ['mm'], started)] })).toThrow(
-      new ConfigError('plugin "kvm" requires plugin "mm", which is not in the simulation (plugins: kvm)'),
+      new ConfigError(
+        'plugin "kvm" requires plugin "mm", which is not in the simulation (plugins: kvm)',
+      ),
     );
   });
 
@@ -55,10 +57,13 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
       /plugin "counter": invalid options: "limit": .*>=1/,
     );
     expect(() =>
-      Simulation.create({ seed: 1, plugins: [counterPlugin({ mode: 'sloppy' as 'strict' })] }),
+      Simulation.create({ seed: 1, plugins: [counterPlugin({ mode: 'sloppy' as never })] }),
     ).toThrow(/plugin "counter": invalid options: "mode": .*"strict"\|"lenient"/);
     expect(() =>
-      Simulation.create({ seed: 1, plugins: [counterPlugin({ limt: 3 } as unknown as { limit: number })] }),
+      Simulation.create({
+        seed: 1,
+        plugins: [counterPlugin({ limt: 3 } as unknown as { limit: number })],
+      }),
     ).toThrow(/plugin "counter": invalid options: "limt": Unrecognized key/);
   });
 
@@ -66,27 +71,38 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
     const started: string[] = [];
     Simulation.create({
       seed: 1,
-      plugins: [plain('kvm', ['mm', 'tlb'], started), plain('tlb', ['mm'], started), plain('mm', [], started), plain('extra', [], started)],
+      plugins: [
+        plain('kvm', ['mm', 'tlb'], started),
+        plain('tlb', ['mm'], started),
+        plain('mm', [], started),
+        plain('extra', [], started),
+      ],
     });
     expect(started).toEqual(['mm', 'tlb', 'kvm', 'extra']);
   });
 
   it('a dependency cycle and a duplicate id are named errors', () => {
     const s: string[] = [];
-    expect(() => Simulation.create({ seed: 1, plugins: [plain('a', ['b'], s), plain('b', ['a'], s)] })).toThrow(
-      /dependency cycle a -> b -> a/,
-    );
-    expect(() => Simulation.create({ seed: 1, plugins: [plain('a', [], s), plain('a', [], s)] })).toThrow(
-      /plugin "a" is listed twice/,
-    );
+    expect(() =>
+      Simulation.create({ seed: 1, plugins: [plain('a', ['b'], s), plain('b', ['a'], s)] }),
+    ).toThrow(/dependency cycle a -> b -> a/);
+    expect(() =>
+      Simulation.create({ seed: 1, plugins: [plain('a', [], s), plain('a', [], s)] }),
+    ).toThrow(/plugin "a" is listed twice/);
   });
 
   it('invalid simulation options name the field and the allowed range', () => {
     expect(() => Simulation.create({ seed: -1 })).toThrow(/"seed": .*>=0/);
     expect(() => Simulation.create({ seed: 1, cpus: 0 })).toThrow(/"cpus": .*>=1/);
-    expect(() => Simulation.create({ seed: 1, devices: ['NIC 0'] })).toThrow(/"devices.0": lower-case letters/);
-    expect(() => Simulation.create({ seed: 1, devices: ['cpu3'] })).toThrow(/may not be named like CPUs/);
-    expect(() => Simulation.create({ seed: 1, maxStep: 5 } as never)).toThrow(/"maxStep": Unrecognized key/);
+    expect(() => Simulation.create({ seed: 1, devices: ['NIC 0'] })).toThrow(
+      /"devices.0": lower-case letters/,
+    );
+    expect(() => Simulation.create({ seed: 1, devices: ['cpu3'] })).toThrow(
+      /may not be named like CPUs/,
+    );
+    expect(() => Simulation.create({ seed: 1, maxStep: 5 } as never)).toThrow(
+      /"maxStep": Unrecognized key/,
+    );
   });
 
   it('oracles contributed by a plugin are attached and their violations fail the run', () => {
@@ -95,7 +111,12 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
       attach(ctx) {
         let n = 0;
         ctx.bus.on('sched.spawn').subscribe((e) => {
-          if (++n > 1) ctx.report({ kind: 'too-many-tasks', message: `task ${e.data.name} is one too many`, evidence: [e.seq] });
+          if (++n > 1)
+            ctx.report({
+              kind: 'too-many-tasks',
+              message: `task ${e.data.name} is one too many`,
+              evidence: [e.seq],
+            });
         });
       },
     };
@@ -112,7 +133,11 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
     const r = sim.run();
     expect(r.ok).toBe(false);
     expect(r.violations).toHaveLength(1);
-    expect(r.violations[0]).toMatchObject({ kind: 'too-many-tasks', oracle: 'spawn-limit', message: 'task two is one too many' });
+    expect(r.violations[0]).toMatchObject({
+      kind: 'too-many-tasks',
+      oracle: 'spawn-limit',
+      message: 'task two is one too many',
+    });
     expect(r.violations[0]!.evidence).toHaveLength(1);
   });
 
@@ -135,12 +160,17 @@ describe('plugins and dependency injection (ARCHITECTURE §6)', () => {
   });
 
   it('the log keeps what its prefix filter selects, and nothing else is built', () => {
-    const sim = Simulation.create({ seed: 1, log: { include: ['sched.'], exclude: ['sched.spawn'] } });
+    const sim = Simulation.create({
+      seed: 1,
+      log: { include: ['sched.'], exclude: ['sched.spawn'] },
+    });
     sim.spawn('t', 0, function* () {
       yield* sim.scheduler.sleepFor(5000);
     });
     sim.run();
-    expect(new Set(sim.log!.events.map((e) => e.type))).toEqual(new Set(['sched.sleep', 'sched.idle', 'sched.exit']));
+    expect(new Set(sim.log!.events.map((e) => e.type))).toEqual(
+      new Set(['sched.sleep', 'sched.idle', 'sched.exit']),
+    );
     expect(sim.bus.wants('sim.end')).toBe(false);
     expect(sim.bus.wants('sched.exit')).toBe(true);
   });

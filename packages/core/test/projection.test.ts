@@ -157,7 +157,7 @@ function perform(model: FrameTable, state: RunState, bus: EventBus, op: Op): voi
     live.length === 0 ? undefined : live[index % live.length];
   switch (op.kind) {
     case 'alloc':
-      model.alloc(OWNERS[op.owner % OWNERS.length]);
+      model.alloc(OWNERS[op.owner % OWNERS.length]!);
       break;
     case 'get': {
       const pfn = pick(op.pick);
@@ -171,7 +171,7 @@ function perform(model: FrameTable, state: RunState, bus: EventBus, op: Op): voi
     }
     case 'chown': {
       const pfn = pick(op.pick);
-      if (pfn !== undefined) model.chown(pfn, OWNERS[op.owner % OWNERS.length]);
+      if (pfn !== undefined) model.chown(pfn, OWNERS[op.owner % OWNERS.length]!);
       break;
     }
     case 'switch': {

@@ -143,10 +143,15 @@ describe('scheduler: tasks, contexts and scheduling points (ARCHITECTURE §3.1-3
       ['x1', true],
       ['x2', true],
     ] as const) {
-      sim.spawn(name, name === 'n1' ? 0 : name === 'x1' ? 1 : 2, function* () {
-        yield* wq.wait({ exclusive });
-        woke.push(name);
-      }, { daemon: true });
+      sim.spawn(
+        name,
+        name === 'n1' ? 0 : name === 'x1' ? 1 : 2,
+        function* () {
+          yield* wq.wait({ exclusive });
+          woke.push(name);
+        },
+        { daemon: true },
+      );
     }
     let count = -1;
     sim.spawn('waker', 3, function* () {
@@ -279,9 +284,14 @@ describe('deadlock and livelock (ARCHITECTURE §3.3)', () => {
   it('daemon tasks left waiting at the end are not a deadlock', () => {
     const sim = Simulation.create({ seed: 1, cpus: 2 });
     const work = new WaitQueue(sim.scheduler, 'kworker idle');
-    sim.spawn('kworker', 1, function* () {
-      for (;;) yield* work.wait();
-    }, { daemon: true });
+    sim.spawn(
+      'kworker',
+      1,
+      function* () {
+        for (;;) yield* work.wait();
+      },
+      { daemon: true },
+    );
     sim.spawn('main', 0, function* () {
       yield* sim.scheduler.preempt();
     });

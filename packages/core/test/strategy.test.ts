@@ -45,7 +45,11 @@ describe('strategies (ARCHITECTURE §3.3)', () => {
   it.each([1, 100, 1000, 5000, 77777])(
     'PCT depth 2 finds the depth-2 window bug within 200 iterations (base seed %i)',
     (seed) => {
-      const report = explore(windowBug, { strategy: { kind: 'pct', depth: 2 }, iterations: 200, seed });
+      const report = explore(windowBug, {
+        strategy: { kind: 'pct', depth: 2 },
+        iterations: 200,
+        seed,
+      });
       expect(report.failures).toHaveLength(1);
       expect(report.failures[0]!.violations[0]!.message).toContain('checker saw the window open');
       expect(report.iterations).toBeLessThanOrEqual(200);
@@ -53,7 +57,8 @@ describe('strategies (ARCHITECTURE §3.3)', () => {
   );
 
   it('PCT with the same seed makes the same choices; different seeds differ', () => {
-    const sched = (seed: number) => runScenario(windowBug, seed, { kind: 'pct', depth: 3, steps: 12 }).result.schedule.join(',');
+    const sched = (seed: number) =>
+      runScenario(windowBug, seed, { kind: 'pct', depth: 3, steps: 12 }).result.schedule.join(',');
     expect(sched(9)).toBe(sched(9));
     const distinct = new Set([1, 2, 3, 4, 5, 6, 7, 8].map(sched));
     expect(distinct.size).toBeGreaterThan(1);
@@ -71,7 +76,11 @@ describe('strategies (ARCHITECTURE §3.3)', () => {
 });
 
 describe('replay (ARCHITECTURE §4)', () => {
-  const logged: Scenario = { ...windowBug, id: 'depth-2-window-logged', options: () => ({ cpus: 2 }) };
+  const logged: Scenario = {
+    ...windowBug,
+    id: 'depth-2-window-logged',
+    options: () => ({ cpus: 2 }),
+  };
 
   it('replaying a recorded schedule with its seed gives the same final hash', () => {
     for (const seed of [3, 4, 5]) {
@@ -99,10 +108,12 @@ describe('replay (ARCHITECTURE §4)', () => {
       replay(logged, { seed: 3, schedule: bad });
     } catch (e) {
       expect((e as ReplayDivergenceError).choice).toBe(0);
-      expect((e as Error).message).toMatch(/replay diverged at choice 0 \(step \d+\): recorded task 9 is not runnable; runnable tasks are \[0, 1\]/);
+      expect((e as Error).message).toMatch(
+        /replay diverged at choice 0 \(step \d+\): recorded task 9 is not runnable; runnable tasks are \[0, 1\]/,
+      );
     }
-    expect(() => replay(logged, { seed: 3, schedule: original.result.schedule.slice(0, 2) })).toThrow(
-      /the recorded schedule has only 2 choices/,
-    );
+    expect(() =>
+      replay(logged, { seed: 3, schedule: original.result.schedule.slice(0, 2) }),
+    ).toThrow(/the recorded schedule has only 2 choices/);
   });
 });

@@ -1,4 +1,5 @@
-import { Observable, Subject } from 'rxjs';
+import { Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { AnySimEvent, SimEvent, SimEventMap, SimEventType } from './events.js';
 import type { RunState } from './run-state.js';
 
@@ -39,12 +40,17 @@ export class EventBus {
   /** Every emitted event, in emission order. */
   readonly events$: Observable<AnySimEvent> = this.all.asObservable();
 
-  /** @param state the run state events are stamped from (step, time, running task). */
+  /**
+   * Built by the simulation.
+   * @param state the run state events are stamped from (step, time, running task).
+   * @internal
+   */
   constructor(private readonly state: RunState) {}
 
   /** Adds a sink; it sees every later event whose type it keeps. */
   addSink(sink: EventSink): void {
-    if (this.sinks.length >= 30) throw new Error('EventBus: at most 30 sinks (sinks: 30 already added)');
+    if (this.sinks.length >= 30)
+      throw new Error('EventBus: at most 30 sinks (sinks: 30 already added)');
     this.sinks.push(sink);
   }
 

@@ -36,8 +36,10 @@ export class Clock {
   private nextSeq = 0;
 
   /**
+   * Built by the simulation.
    * @param state the shared run state whose `time` this clock advances.
    * @param quantumNs virtual nanoseconds one scheduler step costs.
+   * @internal
    */
   constructor(
     private readonly state: RunState,

@@ -4,6 +4,7 @@
  * never from inside one.
  */
 export class ConfigError extends Error {
+  /** Always `'ConfigError'`. */
   override readonly name = 'ConfigError';
 }
 
@@ -15,5 +16,6 @@ export class ConfigError extends Error {
  * @see BUG
  */
 export class KernelBug extends Error {
+  /** Always `'KernelBug'`. */
   override readonly name = 'KernelBug';
 }

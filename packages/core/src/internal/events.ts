@@ -21,35 +21,102 @@ export interface SimEventMap {
    * The simulation was created (before plugins start). The strategy is deliberately absent, so
    * a replay of a run logs exactly what the run logged.
    */
-  'sim.start': { seed: number; cpus: number; devices: string[] };
-  /** The run ended; `reason` is `'done'`, `'violation'`, `'deadlock'` or `'livelock'`. */
-  'sim.end': { reason: string; steps: number; time: number };
+  'sim.start': {
+    /** The simulation seed. */
+    seed: number;
+    /** Number of CPUs. */
+    cpus: number;
+    /** Device engine names. */
+    devices: string[];
+  };
+  /** The run ended. */
+  'sim.end': {
+    /** `'done'`, `'violation'`, `'deadlock'`, `'livelock'` or `'error'`. */
+    reason: string;
+    /** Steps taken. */
+    steps: number;
+    /** Virtual time at the end (ns). */
+    time: number;
+  };
   /** A task was created on an execution context. */
-  'sched.spawn': { id: number; name: string; on: string };
+  'sched.spawn': {
+    /** The new task's id. */
+    id: number;
+    /** Its name. */
+    name: string;
+    /** The context it is bound to. */
+    on: string;
+  };
   /** A task's body returned (or threw; see `oracle.violation`). */
-  'sched.exit': { id: number; name: string };
+  'sched.exit': {
+    /** The task's id. */
+    id: number;
+    /** Its name. */
+    name: string;
+  };
   /** The running task blocked on a waitable. */
-  'sched.block': { on: string };
+  'sched.block': {
+    /** The waitable's name. */
+    on: string;
+  };
   /** A blocked task was made runnable by a wake-up on the waitable it waited for. */
-  'sched.wake': { id: number; on: string };
+  'sched.wake': {
+    /** The woken task's id. */
+    id: number;
+    /** The waitable that woke it. */
+    on: string;
+  };
   /** The running task went to sleep until a virtual time. */
-  'sched.sleep': { until: number };
+  'sched.sleep': {
+    /** Wake-up time (ns). */
+    until: number;
+  };
   /** The clock jumped forward because every task was asleep. */
-  'sched.idle': { from: number; to: number };
+  'sched.idle': {
+    /** Time before the jump (ns). */
+    from: number;
+    /** Time after the jump (ns). */
+    to: number;
+  };
   /** An execution context switched from one task to another. */
-  'sched.switch': { from: number; to: number };
+  'sched.switch': {
+    /** Id of the task that had the context. */
+    from: number;
+    /** Id of the task that has it now. */
+    to: number;
+  };
   /** A lock was acquired by the running task. */
-  'lock.acquired': { lock: string };
+  'lock.acquired': {
+    /** The lock's name. */
+    lock: string;
+  };
   /** A lock was released by the running task. */
-  'lock.released': { lock: string };
+  'lock.released': {
+    /** The lock's name. */
+    lock: string;
+  };
   /** The running task found a lock held and will wait for it. */
-  'lock.contended': { lock: string; owner: number };
+  'lock.contended': {
+    /** The lock's name. */
+    lock: string;
+    /** Id of the task holding it. */
+    owner: number;
+  };
   /** An oracle reported a broken rule. */
-  'oracle.violation': { kind: string; message: string; evidence: number[]; oracle: string };
+  'oracle.violation': {
+    /** The violation kind. */
+    kind: string;
+    /** What broke. */
+    message: string;
+    /** `seq` numbers of the proving events. */
+    evidence: number[];
+    /** The reporting oracle's id. */
+    oracle: string;
+  };
 }
 
 /** Every known event type. */
-export type SimEventType = keyof SimEventMap & string;
+export type SimEventType = Extract<keyof SimEventMap, string>;
 
 /**
  * One recorded state change of the model (ARCHITECTURE §4).

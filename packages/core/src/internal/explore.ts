@@ -74,16 +74,21 @@ export interface ExploreReport {
   readonly failures: readonly ExploreFailure[];
 }
 
-/**
- * Runs `scenario` once with a given seed and strategy and returns the simulation (for its log)
- * and the result.
- */
-export function runScenario(
-  scenario: Scenario,
-  seed: number,
-  strategy: StrategySpec,
-): { sim: Simulation; result: RunResult } {
-  const sim = Simulation.create({ ...scenario.options(), seed, strategy: createStrategy(strategy) });
+/** One run of a scenario: the simulation (for its log and services) and the result. */
+export interface ScenarioRun {
+  /** The simulation that ran. */
+  readonly sim: Simulation;
+  /** Its result. */
+  readonly result: RunResult;
+}
+
+/** Runs `scenario` once with a given seed and strategy. */
+export function runScenario(scenario: Scenario, seed: number, strategy: StrategySpec): ScenarioRun {
+  const sim = Simulation.create({
+    ...scenario.options(),
+    seed,
+    strategy: createStrategy(strategy),
+  });
   scenario.setup(sim);
   return { sim, result: sim.run() };
 }
@@ -107,7 +112,8 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   const fixedSteps = typeof spec === 'object' && spec.kind === 'pct' ? spec.steps : undefined;
   const depth = typeof spec === 'object' && spec.kind === 'pct' ? spec.depth : undefined;
   let k = 0;
-  if (isPct && fixedSteps === undefined) k = runScenario(scenario, base, 'round-robin').result.steps;
+  if (isPct && fixedSteps === undefined)
+    k = runScenario(scenario, base, 'round-robin').result.steps;
   const failures: ExploreFailure[] = [];
   let totalSteps = 0;
   let maxSteps = 0;
@@ -115,7 +121,11 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   for (; i < options.iterations; i++) {
     const seed = base + i;
     const iterSpec: StrategySpec = isPct
-      ? { kind: 'pct', steps: Math.max(1, fixedSteps ?? k), ...(depth !== undefined ? { depth } : {}) }
+      ? {
+          kind: 'pct',
+          steps: Math.max(1, fixedSteps ?? k),
+          ...(depth !== undefined ? { depth } : {}),
+        }
       : spec;
     const { result } = runScenario(scenario, seed, iterSpec);
     totalSteps += result.steps;
@@ -140,6 +150,14 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   return { scenario: scenario.id, iterations: i, totalSteps, maxSteps, failures };
 }
 
+/** What replays a run: its seed and recorded schedule (an {@link ExploreFailure} is one). */
+export interface RecordedRun {
+  /** The run's seed. */
+  readonly seed: number;
+  /** The task id chosen at each choice point. */
+  readonly schedule: readonly number[];
+}
+
 /**
  * Re-executes a recorded run from its seed and schedule. The result's simulation has the same
  * event log and final hash as the recorded run.
@@ -147,14 +165,19 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
  * @throws ReplayDivergenceError when the run asks for a choice the schedule cannot give (the
  * scenario or its plugins changed since the recording).
  */
-export function replay(
-  scenario: Scenario,
-  recorded: { readonly seed: number; readonly schedule: readonly number[] },
-): { sim: Simulation; result: RunResult } {
-  const out = runScenario(scenario, recorded.seed, { kind: 'replay', schedule: [...recorded.schedule] });
+export function replay(scenario: Scenario, recorded: RecordedRun): ScenarioRun {
+  const out = runScenario(scenario, recorded.seed, {
+    kind: 'replay',
+    schedule: [...recorded.schedule],
+  });
   if (out.result.error !== undefined) throw out.result.error;
   if (out.result.schedule.length !== recorded.schedule.length) {
-    throw new ReplayDivergenceError(out.result.schedule.length, out.result.steps, recorded.schedule[out.result.schedule.length] ?? -1, []);
+    throw new ReplayDivergenceError(
+      out.result.schedule.length,
+      out.result.steps,
+      recorded.schedule[out.result.schedule.length] ?? -1,
+      [],
+    );
   }
   return out;
 }

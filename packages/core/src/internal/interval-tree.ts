@@ -30,8 +30,10 @@ const MAX_BOUND = Number.MAX_SAFE_INTEGER;
  * and tested with `RB_EMPTY_NODE`. After removal it keeps its last bounds and may be inserted
  * again, in the same or another tree.
  *
- * The fields prefixed with `_` are the tree's private bookkeeping; they are public only so the
- * tree can reach them without indirection. Do not read or write them.
+ * The fields prefixed with `_` are the tree's bookkeeping (`@internal`, left out of the docs).
+ * They are public only because TypeScript has no module-private members and the tree, a separate
+ * class, reads them on every step of a query. Do not read or write them outside this module and
+ * its tests.
  *
  * @typeParam T - the payload type.
  * @see struct interval_tree_node

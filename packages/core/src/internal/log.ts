@@ -231,7 +231,7 @@ export class EventLog implements EventSink {
     lines[0] = headerLine;
     let hash = genesisHash(headerLine);
     for (let i = 0; i < events.length; i++) {
-      const canonical = canonicalEventJson(events[i]);
+      const canonical = canonicalEventJson(events[i]!);
       hash = chainHash(hash, canonical);
       lines[i + 1] = eventLineOf(canonical, hash);
     }
@@ -265,7 +265,7 @@ export class EventLog implements EventSink {
       hash = genesisHash(headerLine);
     }
     for (let i = from; i < events.length; i++) {
-      hash = chainHash(hash, canonicalEventJson(events[i]));
+      hash = chainHash(hash, canonicalEventJson(events[i]!));
     }
     this.cache = { headerLine, count: events.length, hash };
     return hash;
@@ -438,20 +438,20 @@ export function readNdjson(text: string): ReadLog {
   let lastTerminated = text.endsWith('\n');
   if (lastTerminated) lines.pop();
   // Blank lines after the last event are tolerated; a line followed by them was terminated.
-  while (lines.length > 1 && isBlank(lines[lines.length - 1])) {
+  while (lines.length > 1 && isBlank(lines[lines.length - 1]!)) {
     lines.pop();
     lastTerminated = true;
   }
 
-  const header = readHeader(lines[0]);
+  const header = readHeader(lines[0]!);
   const events: LoggedEvent[] = [];
   const warnings: string[] = [];
-  let hash = genesisHash(lines[0]);
+  let hash = genesisHash(lines[0]!);
   let previousSeq: number | undefined;
 
   for (let i = 1; i < lines.length; i++) {
     const lineNo = i + 1;
-    const line = lines[i];
+    const line = lines[i]!;
     if (isBlank(line)) {
       throw new LogFormatError(lineNo, 'blank line inside the log (expected an event line)');
     }

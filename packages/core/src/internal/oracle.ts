@@ -38,7 +38,12 @@ export interface ViolationReport {
   /** See {@link Violation.evidence}. */
   readonly evidence?: readonly number[];
   /** Overrides the task blamed (defaults to the running task). */
-  readonly task?: { readonly id: number; readonly name: string };
+  readonly task?: {
+    /** Task id, or -1 for none. */
+    readonly id: number;
+    /** Task name, or `'-'`. */
+    readonly name: string;
+  };
   /** See {@link Violation.details}. */
   readonly details?: JsonValue;
 }
@@ -57,7 +62,7 @@ export interface OracleContext {
 
 /**
  * A checker that watches events and projections and reports broken rules (ARCHITECTURE §7).
- * Contributed to the {@link OracleId} extension point; attached before the run's first step.
+ * Contributed to the {@link OracleContribution} extension point; attached before the run's first step.
  *
  * ## Example
  * ```ts
@@ -94,6 +99,7 @@ export class OracleRegistry {
    * @param bus where `oracle.violation` events are emitted.
    * @param state the run state violations are stamped from.
    * @param stopOnViolation end the run after the step of the first violation.
+   * @internal
    */
   constructor(
     private readonly bus: EventBus,

@@ -1,4 +1,5 @@
-import type { ContainerModule, ServiceIdentifier } from 'inversify';
+import type { ContainerModule } from 'inversify';
+import type { ServiceId } from './service-id.js';
 import type { z } from 'zod';
 import type { JsonValue } from './json.js';
 import type { Simulation } from './simulation.js';
@@ -9,7 +10,7 @@ import type { Simulation } from './simulation.js';
  */
 export interface PluginOptions<O = unknown> {
   /** Token the parsed options are bound under (`@inject(KvmOptions)`). */
-  readonly token: ServiceIdentifier<O>;
+  readonly token: ServiceId<O>;
   /** Schema the input is validated with; use strict objects so typos are errors. */
   readonly schema: z.ZodType<O>;
   /** The options as the user gave them (plain JSON, recorded in log headers and replay files). */
@@ -46,7 +47,7 @@ export interface PluginDefinition<S extends z.ZodType> {
   /** Schema of the options; its defaults fill what the user leaves out. */
   readonly schema: S;
   /** Token the parsed options are bound under. */
-  readonly token: ServiceIdentifier<z.output<S>>;
+  readonly token: ServiceId<z.output<S>>;
   /** See {@link Plugin.module}. */
   readonly module: ContainerModule;
   /** See {@link Plugin.start}. */
@@ -60,7 +61,7 @@ export interface PluginDefinition<S extends z.ZodType> {
  *
  * ## Example
  * ```ts
- * const CounterOptions: ServiceIdentifier<{ limit: number }> = Symbol.for('@me/counter:CounterOptions');
+ * const CounterOptions = serviceId<{ limit: number }>('@me/counter:CounterOptions');
  * export const counterPlugin = definePlugin({
  *   id: 'counter',
  *   schema: z.strictObject({ limit: z.number().int().min(1).default(10) }),
@@ -72,12 +73,13 @@ export interface PluginDefinition<S extends z.ZodType> {
  */
 export function definePlugin<S extends z.ZodType>(
   def: PluginDefinition<S>,
-): (options?: z.input<S> & JsonValue) => Plugin {
+): (options?: z.input<S>) => Plugin {
+  // Options are plain JSON by contract (they are recorded in log headers and replay files).
   return (input) => ({
     id: def.id,
     requires: def.requires ?? [],
     module: def.module,
-    options: { token: def.token, schema: def.schema as z.ZodType<z.output<S>>, input },
+    options: { token: def.token, schema: def.schema, input: input as JsonValue | undefined },
     ...(def.start !== undefined ? { start: def.start } : {}),
   });
 }

@@ -70,6 +70,7 @@ export class Scheduler {
    * @param cpus number of CPUs (`cpu0` …).
    * @param devices names of device engines.
    * @param maxSteps the step budget.
+   * @internal
    */
   constructor(
     private readonly state: RunState,
@@ -142,7 +143,12 @@ export class Scheduler {
    * @param on context name or CPU number.
    * @param body the task's generator function.
    */
-  spawn<R>(name: string, on: string | number | ExecutionContext, body: TaskBody<R>, options?: SpawnOptions): Task {
+  spawn<R>(
+    name: string,
+    on: string | number | ExecutionContext,
+    body: TaskBody<R>,
+    options?: SpawnOptions,
+  ): Task {
     const ctx = on instanceof ExecutionContext ? on : this.context(on);
     const task = new Task(this.all.length, name, ctx, options?.daemon === true);
     this.all.push(task);
@@ -150,7 +156,8 @@ export class Scheduler {
     this.strategy.onSpawn?.(task);
     task.gen = body(task);
     ctx.runq.push(task);
-    if (this.bus.wants('sched.spawn')) this.bus.emit('sched.spawn', { id: task.id, name, on: ctx.name });
+    if (this.bus.wants('sched.spawn'))
+      this.bus.emit('sched.spawn', { id: task.id, name, on: ctx.name });
     return task;
   }
 
@@ -307,8 +314,12 @@ export class Scheduler {
 
   private end(reason: RunEndReason, error?: Error): RunEnd {
     const s = this.state;
-    this.ended = error === undefined ? { reason, steps: s.step, time: s.time } : { reason, steps: s.step, time: s.time, error };
-    if (this.bus.wants('sim.end')) this.bus.emit('sim.end', { reason, steps: s.step, time: s.time });
+    this.ended =
+      error === undefined
+        ? { reason, steps: s.step, time: s.time }
+        : { reason, steps: s.step, time: s.time, error };
+    if (this.bus.wants('sim.end'))
+      this.bus.emit('sim.end', { reason, steps: s.step, time: s.time });
     return this.ended;
   }
 
@@ -448,7 +459,7 @@ export class Scheduler {
   }
 
   private reportDeadlock(): boolean {
-    const stuck = this.live.filter((t) => (t.state === 'blocked') && !t.daemon);
+    const stuck = this.live.filter((t) => t.state === 'blocked' && !t.daemon);
     if (stuck.length === 0) return false;
     const edges = stuck.map((t) => ({
       task: t.id,
@@ -459,7 +470,8 @@ export class Scheduler {
     const text = stuck
       .map((t) => {
         const holders = t.blockedOn?.holders() ?? [];
-        const held = holders.length > 0 ? ` held by ${holders.map((h) => h.toString()).join(', ')}` : '';
+        const held =
+          holders.length > 0 ? ` held by ${holders.map((h) => h.toString()).join(', ')}` : '';
         return `${t.toString()} waits for ${t.blockedOn?.name ?? '?'}${held}`;
       })
       .join('; ');

@@ -1,5 +1,7 @@
 import { Container } from 'inversify';
-import type { ServiceIdentifier } from 'inversify';
+import { serviceId } from './service-id.js';
+import type { ServiceId } from './service-id.js';
+import type { Newable } from 'inversify';
 import { z } from 'zod';
 import { EventBus } from './bus.js';
 import type { EventSink } from './bus.js';
@@ -22,17 +24,17 @@ import type { SpawnOptions, Task, TaskBody } from './task.js';
 import type { ExecutionContext } from './context.js';
 
 /** Extension point: oracles contributed by plugins (multi-bound). */
-export const OracleContribution: ServiceIdentifier<Oracle> = Symbol.for('@mmnsim/core:Oracle');
+export const OracleContribution = serviceId<Oracle>('@mmnsim/core:Oracle');
 /** Extension point: event sinks contributed by plugins (multi-bound); the log is one. */
-export const EventSinkContribution: ServiceIdentifier<EventSink> = Symbol.for('@mmnsim/core:EventSink');
+export const EventSinkContribution = serviceId<EventSink>('@mmnsim/core:EventSink');
 /** Token under which a simulation binds itself, for plugins that need the whole simulation. */
-export const SimulationService: ServiceIdentifier<Simulation> = Symbol.for('@mmnsim/core:Simulation');
+export const SimulationService = serviceId<Simulation>('@mmnsim/core:Simulation');
 /** Token of the simulation's validated options. */
-export const SimulationConfig: ServiceIdentifier<ResolvedSimulationOptions> = Symbol.for(
+export const SimulationConfig = serviceId<ResolvedSimulationOptions>(
   '@mmnsim/core:SimulationConfig',
 );
 
-const LogOptionsSchema = z.union([
+const LogOptionsSchema: z.ZodType<LogOptions> = z.union([
   z.boolean(),
   z.strictObject({
     include: z.array(z.string()).optional(),
@@ -40,11 +42,15 @@ const LogOptionsSchema = z.union([
   }),
 ]);
 
-const OptionsSchema = z.strictObject({
+const OptionsSchema: z.ZodType<ResolvedSimulationOptions> = z.strictObject({
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   cpus: z.number().int().min(1).max(256).default(1),
   devices: z
-    .array(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lower-case letters, digits, _ and -, starting with a letter'))
+    .array(
+      z
+        .string()
+        .regex(/^[a-z][a-z0-9_-]*$/, 'lower-case letters, digits, _ and -, starting with a letter'),
+    )
     .default([]),
   maxSteps: z.number().int().min(1).default(100_000),
   quantumNs: z.number().int().min(0).default(100),
@@ -56,7 +62,14 @@ const OptionsSchema = z.strictObject({
  * What the log keeps: `true` (every event, the default), `false` (nothing: fastest, for
  * exploration), or prefix lists such as `{ exclude: ['sched.'] }`.
  */
-export type LogOptions = z.infer<typeof LogOptionsSchema>;
+export type LogOptions =
+  | boolean
+  | {
+      /** Keep only types starting with one of these prefixes (default: all). */
+      readonly include?: readonly string[] | undefined;
+      /** Drop types starting with one of these prefixes. */
+      readonly exclude?: readonly string[] | undefined;
+    };
 
 /** Options of {@link Simulation.create}. */
 export interface SimulationOptions {
@@ -80,8 +93,23 @@ export interface SimulationOptions {
   readonly log?: LogOptions;
 }
 
-/** The options after validation and defaults. */
-export type ResolvedSimulationOptions = z.output<typeof OptionsSchema>;
+/** The options after validation and defaults (plugins and strategy are held separately). */
+export interface ResolvedSimulationOptions {
+  /** See {@link SimulationOptions.seed}. */
+  readonly seed: number;
+  /** See {@link SimulationOptions.cpus}. */
+  readonly cpus: number;
+  /** See {@link SimulationOptions.devices}. */
+  readonly devices: readonly string[];
+  /** See {@link SimulationOptions.maxSteps}. */
+  readonly maxSteps: number;
+  /** See {@link SimulationOptions.quantumNs}. */
+  readonly quantumNs: number;
+  /** See {@link SimulationOptions.stopOnViolation}. */
+  readonly stopOnViolation: boolean;
+  /** See {@link SimulationOptions.log}. */
+  readonly log: LogOptions;
+}
 
 /** The outcome of {@link Simulation.run}. */
 export interface RunResult {
@@ -112,7 +140,8 @@ export function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => {
       const keys = (i as { keys?: string[] }).keys;
-      const field = i.path.length > 0 ? i.path.join('.') : keys !== undefined ? keys.join(', ') : '(options)';
+      const field =
+        i.path.length > 0 ? i.path.join('.') : keys !== undefined ? keys.join(', ') : '(options)';
       return `"${field}": ${i.message}`;
     })
     .join('; ');
@@ -124,7 +153,8 @@ function prefixFilter(opts: LogOptions): ((type: string) => boolean) | null {
   const inc = opts.include;
   const exc = opts.exclude ?? [];
   return (type) =>
-    (inc === undefined || inc.some((p) => type.startsWith(p))) && !exc.some((p) => type.startsWith(p));
+    (inc === undefined || inc.some((p) => type.startsWith(p))) &&
+    !exc.some((p) => type.startsWith(p));
 }
 
 /** Orders plugins so every plugin comes after what it requires (stable otherwise). */
@@ -132,7 +162,9 @@ function dependencyOrder(plugins: readonly Plugin[]): Plugin[] {
   const byId = new Map<string, Plugin>();
   for (const p of plugins) {
     if (typeof p?.id !== 'string' || p.id === '') {
-      throw new ConfigError(`plugins: every plugin needs a non-empty string "id" (got ${JSON.stringify(p?.id)})`);
+      throw new ConfigError(
+        `plugins: every plugin needs a non-empty string "id" (got ${JSON.stringify(p?.id)})`,
+      );
     }
     if (byId.has(p.id)) throw new ConfigError(`plugins: plugin "${p.id}" is listed twice`);
     byId.set(p.id, p);
@@ -151,7 +183,8 @@ function dependencyOrder(plugins: readonly Plugin[]): Plugin[] {
   const visit = (p: Plugin, path: string[]): void => {
     const s = state.get(p.id);
     if (s === 'done') return;
-    if (s === 'visiting') throw new ConfigError(`plugins: dependency cycle ${[...path, p.id].join(' -> ')}`);
+    if (s === 'visiting')
+      throw new ConfigError(`plugins: dependency cycle ${[...path, p.id].join(' -> ')}`);
     state.set(p.id, 'visiting');
     for (const r of p.requires) visit(byId.get(r)!, [...path, p.id]);
     state.set(p.id, 'done');
@@ -255,29 +288,42 @@ export class Simulation {
    * options fail its schema.
    */
   static create(options: SimulationOptions): Simulation {
-    const { plugins: pluginList = [], strategy: strategyOpt, ...plain } = options ?? ({} as SimulationOptions);
+    const {
+      plugins: pluginList = [],
+      strategy: strategyOpt,
+      ...plain
+    } = options ?? ({} as SimulationOptions);
     const parsed = OptionsSchema.safeParse(plain);
-    if (!parsed.success) throw new ConfigError(`Simulation.create: invalid options: ${describeIssues(parsed.error)}`);
+    if (!parsed.success)
+      throw new ConfigError(`Simulation.create: invalid options: ${describeIssues(parsed.error)}`);
     const opts = parsed.data;
     if (new Set(opts.devices).size !== opts.devices.length) {
-      throw new ConfigError(`Simulation.create: "devices" must be unique (got ${opts.devices.join(', ')})`);
+      throw new ConfigError(
+        `Simulation.create: "devices" must be unique (got ${opts.devices.join(', ')})`,
+      );
     }
     if (opts.devices.some((d) => /^cpu\d+$/.test(d))) {
-      throw new ConfigError(`Simulation.create: "devices" may not be named like CPUs (cpuN): ${opts.devices.join(', ')}`);
+      throw new ConfigError(
+        `Simulation.create: "devices" may not be named like CPUs (cpuN): ${opts.devices.join(', ')}`,
+      );
     }
-    if (!Array.isArray(pluginList)) throw new ConfigError('Simulation.create: "plugins" must be an array of plugins');
+    if (!Array.isArray(pluginList))
+      throw new ConfigError('Simulation.create: "plugins" must be an array of plugins');
     const ordered = dependencyOrder(pluginList);
-    const strategy = isStrategy(strategyOpt) ? strategyOpt : createStrategy(strategyOpt ?? 'round-robin');
+    const strategy = isStrategy(strategyOpt)
+      ? strategyOpt
+      : createStrategy(strategyOpt ?? 'round-robin');
     const sim = new Simulation(opts, ordered, strategy);
     for (const p of ordered) {
       if (p.options !== undefined) {
         const r = p.options.schema.safeParse(p.options.input ?? {});
-        if (!r.success) throw new ConfigError(`plugin "${p.id}": invalid options: ${describeIssues(r.error)}`);
+        if (!r.success)
+          throw new ConfigError(`plugin "${p.id}": invalid options: ${describeIssues(r.error)}`);
         sim.container.bind(p.options.token).toConstantValue(r.data);
       }
       sim.container.load(p.module);
     }
-    for (const sink of sim.container.getAll(EventSinkContribution, { optional: true })) sim.bus.addSink(sink);
+    for (const sink of sim.getAll(EventSinkContribution)) sim.bus.addSink(sink);
     if (sim.bus.wants('sim.start')) {
       sim.bus.emit('sim.start', {
         seed: opts.seed,
@@ -285,19 +331,22 @@ export class Simulation {
         devices: [...opts.devices],
       });
     }
-    for (const oracle of sim.container.getAll(OracleContribution, { optional: true })) sim.addOracle(oracle);
+    for (const oracle of sim.getAll(OracleContribution)) sim.addOracle(oracle);
     for (const p of ordered) p.start?.(sim);
     return sim;
   }
 
-  /** Resolves a service from the container. */
-  get<T>(id: ServiceIdentifier<T>): T {
-    return this.container.get(id);
+  /** Resolves a service from the container, typed by its {@link ServiceId}. */
+  get<T>(id: ServiceId<T>): T;
+  /** Resolves a service bound under its class. */
+  get<T>(id: Newable<T>): T;
+  get<T>(id: ServiceId<T> | Newable<T>): T {
+    return this.container.get<T>(id);
   }
 
   /** Resolves every contribution to an extension point (empty if none). */
-  getAll<T>(id: ServiceIdentifier<T>): T[] {
-    return this.container.getAll(id, { optional: true });
+  getAll<T>(id: ServiceId<T>): T[] {
+    return this.container.getAll<T>(id, { optional: true });
   }
 
   /** The strategy driving this run. */
@@ -327,7 +376,12 @@ export class Simulation {
   }
 
   /** Spawns a task; see {@link Scheduler.spawn}. */
-  spawn<R>(name: string, on: string | number | ExecutionContext, body: TaskBody<R>, options?: SpawnOptions): Task {
+  spawn<R>(
+    name: string,
+    on: string | number | ExecutionContext,
+    body: TaskBody<R>,
+    options?: SpawnOptions,
+  ): Task {
     return this.scheduler.spawn(name, on, body, options);
   }
 
@@ -346,11 +400,13 @@ export class Simulation {
    * `reason: 'error'`; the log keeps everything up to that point.
    */
   run(): RunResult {
-    if (this.result !== null) throw new Error('Simulation.run: a simulation runs once; create a new one');
+    if (this.result !== null)
+      throw new Error('Simulation.run: a simulation runs once; create a new one');
     const end = this.scheduler.run();
     for (const { oracle, ctx } of this.attached) oracle.finish?.(ctx);
     const violations = this.oracles.violations;
-    const reason: RunEndReason = end.reason === 'done' && violations.length > 0 ? 'violation' : end.reason;
+    const reason: RunEndReason =
+      end.reason === 'done' && violations.length > 0 ? 'violation' : end.reason;
     this.result = {
       reason,
       ok: reason === 'done',
@@ -384,7 +440,8 @@ export class Simulation {
 
   /** The log as NDJSON with its hash chain (see {@link EventLog.toNdjson}). */
   toNdjson(extra: LogHeaderFields = {}): string {
-    if (this.log === null) throw new Error('Simulation.toNdjson: this simulation keeps no log (log: false)');
+    if (this.log === null)
+      throw new Error('Simulation.toNdjson: this simulation keeps no log (log: false)');
     return this.log.toNdjson(this.header(extra));
   }
 
@@ -393,7 +450,8 @@ export class Simulation {
    * {@link Simulation.toNdjson}): equal for runs whose logs are byte-identical.
    */
   finalHash(extra: LogHeaderFields = {}): string {
-    if (this.log === null) throw new Error('Simulation.finalHash: this simulation keeps no log (log: false)');
+    if (this.log === null)
+      throw new Error('Simulation.finalHash: this simulation keeps no log (log: false)');
     return this.log.finalHash(this.header(extra));
   }
 }

@@ -8,9 +8,24 @@ import type { Waitable } from './waitqueue.js';
  * `yield* waitQueue.wait()` or `yield* sched.sleepFor(ns)`.
  */
 export type SchedOp =
-  | { readonly kind: 'preempt' }
-  | { readonly kind: 'block'; readonly on: Waitable; readonly spin: boolean }
-  | { readonly kind: 'sleep'; readonly until: number };
+  | {
+      /** A plain preemption point. */
+      readonly kind: 'preempt';
+    }
+  | {
+      /** Block until woken. */
+      readonly kind: 'block';
+      /** What the task waits for. */
+      readonly on: Waitable;
+      /** Keep the CPU busy while waiting (a spin-wait). */
+      readonly spin: boolean;
+    }
+  | {
+      /** Sleep until a virtual time. */
+      readonly kind: 'sleep';
+      /** Wake-up time (ns). */
+      readonly until: number;
+    };
 
 /**
  * The generator a task body returns. Every operation that may block, sleep or be interleaved

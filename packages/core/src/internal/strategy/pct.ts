@@ -69,7 +69,10 @@ export class PctStrategy implements Strategy {
   /** See {@link Strategy.pick}. */
   pick(candidates: readonly Task[], step: number): Task {
     let best = this.highest(candidates);
-    while (this.nextChange < this.changePoints.length && this.changePoints[this.nextChange]! <= step) {
+    while (
+      this.nextChange < this.changePoints.length &&
+      this.changePoints[this.nextChange]! <= step
+    ) {
       this.nextChange++;
       this.priority[best.id] = this.depth - this.nextChange;
       best = this.highest(candidates);

@@ -8,6 +8,7 @@ import type { Strategy } from './strategy.js';
  * scenario, its plugins or their options differ from the recorded run.
  */
 export class ReplayDivergenceError extends Error {
+  /** Always `'ReplayDivergenceError'`. */
   override readonly name = 'ReplayDivergenceError';
 
   /**

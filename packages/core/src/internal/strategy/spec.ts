@@ -6,8 +6,39 @@ import { ReplayStrategy } from './replay.js';
 import { RoundRobinStrategy } from './round-robin.js';
 import type { Strategy } from './strategy.js';
 
-/** Schema of a built-in strategy given as data (in options, scenario and replay files). */
-export const StrategySpecSchema = z.union([
+/**
+ * A built-in strategy described as data: `'round-robin'`, `'random'`, `'pct'` (depth 3), or an
+ * object such as `{ kind: 'pct', depth: 2, steps: 400 }` or `{ kind: 'replay', schedule }`.
+ */
+export type StrategySpec =
+  | 'round-robin'
+  | 'random'
+  | 'pct'
+  | {
+      /** Round-robin. */
+      readonly kind: 'round-robin';
+    }
+  | {
+      /** Seeded random walk. */
+      readonly kind: 'random';
+    }
+  | {
+      /** PCT. */
+      readonly kind: 'pct';
+      /** Bug depth d (1..64, default 3). */
+      readonly depth?: number | undefined;
+      /** Expected steps of one run, k (default: the step budget). */
+      readonly steps?: number | undefined;
+    }
+  | {
+      /** Replay of a recorded schedule. */
+      readonly kind: 'replay';
+      /** Task id chosen at each choice point. */
+      readonly schedule: readonly number[];
+    };
+
+/** Schema of a {@link StrategySpec} (in options, scenario and replay files). */
+export const StrategySpecSchema: z.ZodType<StrategySpec> = z.union([
   z.enum(['round-robin', 'random', 'pct']),
   z.strictObject({ kind: z.literal('round-robin') }),
   z.strictObject({ kind: z.literal('random') }),
@@ -19,15 +50,11 @@ export const StrategySpecSchema = z.union([
   z.strictObject({ kind: z.literal('replay'), schedule: z.array(z.number().int().min(0)) }),
 ]);
 
-/**
- * A built-in strategy described as data: `'round-robin'`, `'random'`, `'pct'` (depth 3), or an
- * object such as `{ kind: 'pct', depth: 2, steps: 400 }` or `{ kind: 'replay', schedule }`.
- */
-export type StrategySpec = z.infer<typeof StrategySpecSchema>;
-
 /** True if `s` is a strategy object rather than a spec. */
 export function isStrategy(s: unknown): s is Strategy {
-  return typeof s === 'object' && s !== null && typeof (s as { pick?: unknown }).pick === 'function';
+  return (
+    typeof s === 'object' && s !== null && typeof (s as { pick?: unknown }).pick === 'function'
+  );
 }
 
 /**
@@ -58,6 +85,8 @@ export function createStrategy(spec: StrategySpec): Strategy {
       });
     }
     case 'replay':
-      return new ReplayStrategy(typeof s === 'object' && s.kind === 'replay' ? s.schedule : []);
+      return new ReplayStrategy(
+        typeof s === 'object' && s.kind === 'replay' ? [...s.schedule] : [],
+      );
   }
 }

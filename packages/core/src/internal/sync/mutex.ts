@@ -42,7 +42,9 @@ export class Mutex {
       throw new Error(m);
     },
   ) {
-    this.waiters = new WaitQueue(sched, `mutex ${name}`, () => (this.holder === null ? [] : [this.holder]));
+    this.waiters = new WaitQueue(sched, `mutex ${name}`, () =>
+      this.holder === null ? [] : [this.holder],
+    );
   }
 
   /** The owning task, or null when unlocked. */
