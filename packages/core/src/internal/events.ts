@@ -102,6 +102,116 @@ export interface SimEventMap {
     /** Id of the task holding it. */
     owner: number;
   };
+  /** An SRCU reader entered a read-side section (a task reader or an observable scope). */
+  'srcu.read_lock': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** The counter index the reader was counted in (0 or 1). */
+    idx: number;
+    /** `'task'` or `'scope'`. */
+    reader: string;
+  };
+  /** An SRCU reader left its read-side section. */
+  'srcu.read_unlock': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** The index passed back. */
+    idx: number;
+    /** `'task'` or `'scope'`. */
+    reader: string;
+  };
+  /** An SRCU grace period started. */
+  'srcu.gp_start': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** Grace-period sequence number. */
+    gp: number;
+  };
+  /** The active index flipped inside a grace period. */
+  'srcu.flip': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** The new active index. */
+    idx: number;
+  };
+  /** An SRCU grace period ended. */
+  'srcu.gp_end': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** Grace-period sequence number. */
+    gp: number;
+  };
+  /** `synchronize_srcu` was called. */
+  'srcu.sync_start': {
+    /** The SRCU domain's name. */
+    domain: string;
+  };
+  /** `synchronize_srcu` returned. */
+  'srcu.sync_end': {
+    /** The SRCU domain's name. */
+    domain: string;
+  };
+  /** A callback was queued with `call_srcu`. */
+  'srcu.cb_queue': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** Callback id, unique in the domain. */
+    cb: number;
+  };
+  /** A queued callback ran. */
+  'srcu.cb_invoke': {
+    /** The SRCU domain's name. */
+    domain: string;
+    /** Callback id. */
+    cb: number;
+  };
+  /** `srcu_barrier` was called. */
+  'srcu.barrier_start': {
+    /** The SRCU domain's name. */
+    domain: string;
+  };
+  /** `srcu_barrier` returned. */
+  'srcu.barrier_end': {
+    /** The SRCU domain's name. */
+    domain: string;
+  };
+  /** `ww_acquire_init`: a new acquire context. */
+  'ww.acquire_init': {
+    /** The ww_class name. */
+    class: string;
+    /** The context's stamp (its identity: smaller is older). */
+    stamp: number;
+  };
+  /** A ww_mutex lock call returned. */
+  'ww.lock': {
+    /** The ww_mutex's name. */
+    lock: string;
+    /** The context's stamp, or -1 without a context. */
+    stamp: number;
+    /** 0, or the errno returned (-35 EDEADLK, -114 EALREADY, -4 EINTR). */
+    result: number;
+    /** `'lock'`, `'slow'` or `'trylock'`. */
+    how: string;
+  };
+  /** A context was wounded (Wound-Wait) or told to die (Wait-Die). */
+  'ww.wound': {
+    /** Stamp of the context that must back off. */
+    victim: number;
+    /** Stamp of the older context that caused it. */
+    by: number;
+  };
+  /** A ww_mutex was unlocked. */
+  'ww.unlock': {
+    /** The ww_mutex's name. */
+    lock: string;
+    /** The context's stamp, or -1. */
+    stamp: number;
+  };
+  /** `ww_acquire_fini`: an acquire context ended. */
+  'ww.acquire_fini': {
+    /** The context's stamp. */
+    stamp: number;
+  };
   /** An oracle reported a broken rule. */
   'oracle.violation': {
     /** The violation kind. */

@@ -391,6 +391,15 @@ export class Scheduler {
     this.leaveTask();
   }
 
+  /**
+   * Reports `sleep-in-atomic` if the current task is in atomic or no-sleep context
+   * (`might_sleep()`); `what` names the function that may sleep.
+   */
+  checkMaySleep(what: string): void {
+    const t = this.running;
+    if (t !== null) this.mayNotSleep(t, `called ${what}`);
+  }
+
   private mayNotSleep(t: Task, what: string): void {
     if (t.atomicReasons.length === 0) return;
     const why = t.atomicReasons[t.atomicReasons.length - 1]!;

@@ -10,6 +10,8 @@ import { ConfigError } from './errors.js';
 import type { JsonValue } from './json.js';
 import { EventLog } from './log.js';
 import type { LogHeaderFields } from './log.js';
+import { Kernel } from './kernel.js';
+import { Lockdep } from './lockdep/lockdep.js';
 import { OracleRegistry } from './oracle.js';
 import type { Oracle, OracleContext, Violation, ViolationReport } from './oracle.js';
 import type { Plugin } from './plugin.js';
@@ -55,6 +57,7 @@ const OptionsSchema: z.ZodType<ResolvedSimulationOptions> = z.strictObject({
   maxSteps: z.number().int().min(1).default(100_000),
   quantumNs: z.number().int().min(0).default(100),
   stopOnViolation: z.boolean().default(true),
+  lockdep: z.boolean().default(true),
   log: LogOptionsSchema.default(true),
 });
 
@@ -89,6 +92,8 @@ export interface SimulationOptions {
   readonly quantumNs?: number;
   /** End the run after the step of the first violation (default true). */
   readonly stopOnViolation?: boolean;
+  /** Run the lock validator (default true; turn off only to measure its cost). */
+  readonly lockdep?: boolean;
   /** What the event log keeps (default everything). */
   readonly log?: LogOptions;
 }
@@ -107,6 +112,8 @@ export interface ResolvedSimulationOptions {
   readonly quantumNs: number;
   /** See {@link SimulationOptions.stopOnViolation}. */
   readonly stopOnViolation: boolean;
+  /** See {@link SimulationOptions.lockdep}. */
+  readonly lockdep: boolean;
   /** See {@link SimulationOptions.log}. */
   readonly log: LogOptions;
 }
@@ -232,6 +239,10 @@ export class Simulation {
   readonly random: RandomSource;
   /** Collected violations. */
   readonly oracles: OracleRegistry;
+  /** The lock validator. */
+  readonly lockdep: Lockdep;
+  /** The kernel services facade that primitives and models take. */
+  readonly kernel: Kernel;
   /** The event log, or null when `log: false`. */
   readonly log: EventLog | null;
   /** The plugins in start order. */
@@ -260,6 +271,8 @@ export class Simulation {
       options.devices,
       options.maxSteps,
     );
+    this.lockdep = new Lockdep(this.scheduler, this.bus, this.oracles, state, options.lockdep);
+    this.kernel = new Kernel(this.scheduler, this.clock, this.bus, this.oracles, this.lockdep, this.random);
     const keep = prefixFilter(options.log);
     this.log = keep === null ? null : new EventLog({ keep });
 
@@ -271,6 +284,8 @@ export class Simulation {
     c.bind(EventBus).toConstantValue(this.bus);
     c.bind(RandomSource).toConstantValue(this.random);
     c.bind(OracleRegistry).toConstantValue(this.oracles);
+    c.bind(Lockdep).toConstantValue(this.lockdep);
+    c.bind(Kernel).toConstantValue(this.kernel);
     if (this.log !== null) {
       c.bind(EventLog).toConstantValue(this.log);
       c.bind(EventSinkContribution).toConstantValue(this.log);
