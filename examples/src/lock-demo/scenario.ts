@@ -51,7 +51,7 @@ export function counterPlugin(): Plugin {
 /** Spawns the two workers; each does `rounds` read-modify-write increments. */
 export function spawnWorkers(sim: Simulation, options: { rounds: number; broken: boolean }): void {
   const counter = sim.get(SharedCounter);
-  const lock = new Mutex(sim.scheduler, sim.bus, 'demo.lock');
+  const lock = new Mutex(sim.kernel, 'demo.lock');
   counter.expected = 2 * options.rounds;
   for (const cpu of [0, 1]) {
     sim.spawn(`worker${cpu}`, cpu, function* () {

@@ -24,7 +24,7 @@ const holdTimePlugin: Plugin = {
 
 export function readmeExample(seed: number) {
   const sim = Simulation.create({ seed, cpus: 2, strategy: 'pct', plugins: [holdTimePlugin] });
-  const lock = new Mutex(sim.scheduler, sim.bus, 'demo.lock');
+  const lock = new Mutex(sim.kernel, 'demo.lock');
   let counter = 0;
   for (const cpu of [0, 1]) {
     sim.spawn(`worker${cpu}`, cpu, function* () {

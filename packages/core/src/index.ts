@@ -66,7 +66,26 @@ export { RoundRobinStrategy } from './internal/strategy/round-robin.js';
 export { createStrategy, StrategySpecSchema } from './internal/strategy/spec.js';
 export type { StrategySpec } from './internal/strategy/spec.js';
 export type { Strategy, StrategyStartInfo } from './internal/strategy/strategy.js';
+export {
+  FS_RECLAIM_MAP,
+  Gfp,
+  GFP_ATOMIC,
+  GFP_KERNEL,
+  GFP_NOFS,
+  GFP_NOIO,
+  GFP_NOWAIT,
+  Kernel,
+  MMU_NOTIFIER_START_MAP,
+} from './internal/kernel.js';
+export type { AllocScope } from './internal/kernel.js';
+export { LockClass, Lockdep, LockdepMap } from './internal/lockdep/lockdep.js';
+export type { ChainLink, HeldLock, LockMode } from './internal/lockdep/lockdep.js';
+export { Completion } from './internal/sync/completion.js';
 export { Mutex } from './internal/sync/mutex.js';
+export { RwLock } from './internal/sync/rwlock.js';
+export { RwSemaphore } from './internal/sync/rwsem.js';
+export { SeqCount } from './internal/sync/seqcount.js';
+export { SpinLock } from './internal/sync/spinlock.js';
 export { Task } from './internal/task.js';
 export type { SchedOp, SpawnOptions, TaskBody, TaskGen, TaskState } from './internal/task.js';
 export { WaitQueue } from './internal/waitqueue.js';
