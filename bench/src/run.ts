@@ -5,11 +5,13 @@
 import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchItree } from './itree.js';
+import { benchSync } from './sync.js';
 import type { Metric } from './metric.js';
 
 const suites: Record<string, () => Metric[]> = {
   core: benchCore,
   itree: benchItree,
+  sync: benchSync,
 };
 
 const only = process.argv.slice(2);
