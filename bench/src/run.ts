@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchItree } from './itree.js';
+import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
 import type { Metric } from './metric.js';
 
@@ -12,6 +13,7 @@ const suites: Record<string, () => Metric[]> = {
   core: benchCore,
   itree: benchItree,
   sync: benchSync,
+  srcu: benchSrcu,
 };
 
 const only = process.argv.slice(2);

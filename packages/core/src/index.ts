@@ -86,6 +86,8 @@ export { RwLock } from './internal/sync/rwlock.js';
 export { RwSemaphore } from './internal/sync/rwsem.js';
 export { SeqCount } from './internal/sync/seqcount.js';
 export { SpinLock } from './internal/sync/spinlock.js';
+export { SrcuDomain, SrcuOracle } from './internal/sync/srcu.js';
+export type { SrcuDomainOptions, SrcuGpState } from './internal/sync/srcu.js';
 export { Task } from './internal/task.js';
 export type { SchedOp, SpawnOptions, TaskBody, TaskGen, TaskState } from './internal/task.js';
 export { WaitQueue } from './internal/waitqueue.js';
