@@ -44,12 +44,20 @@ function lockdepAcquire(n: number): () => void {
 export function benchSync(): Metric[] {
   const n = 1_000_000;
   return [
-    { name: 'core.spinlock.uncontended_per_s', value: bestRate(n, spinPairs(n, false)), unit: 'lock+unlock/s' },
+    {
+      name: 'core.spinlock.uncontended_per_s',
+      value: bestRate(n, spinPairs(n, false)),
+      unit: 'lock+unlock/s',
+    },
     {
       name: 'core.spinlock.uncontended_lockdep_per_s',
       value: bestRate(n, spinPairs(n, true)),
       unit: 'lock+unlock/s',
     },
-    { name: 'core.lockdep.acquire_per_s', value: bestRate(n, lockdepAcquire(n)), unit: 'acquisitions/s' },
+    {
+      name: 'core.lockdep.acquire_per_s',
+      value: bestRate(n, lockdepAcquire(n)),
+      unit: 'acquisitions/s',
+    },
   ];
 }

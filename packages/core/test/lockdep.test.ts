@@ -15,7 +15,12 @@ const kinds = (sim: Simulation) => sim.oracles.violations.map((v) => v.kind);
 describe('lockdep: lock-order validation (notifier-core.md §5.3, kernel/locking/lockdep.c)', () => {
   it('reports an AB-BA inversion in a run that happened not to deadlock, showing both chains', () => {
     // t1 takes A then B and finishes before t2 takes B then A: no deadlock in this run.
-    const sim = Simulation.create({ seed: 1, cpus: 2, strategy: 'round-robin', stopOnViolation: false });
+    const sim = Simulation.create({
+      seed: 1,
+      cpus: 2,
+      strategy: 'round-robin',
+      stopOnViolation: false,
+    });
     const a = new Mutex(sim.kernel, 'A');
     const b = new Mutex(sim.kernel, 'B');
     const t1 = sim.spawn('t1', 0, function* () {
@@ -39,7 +44,10 @@ describe('lockdep: lock-order validation (notifier-core.md §5.3, kernel/locking
     expect(v.message).toContain('t2#1 is trying to acquire A (write) while holding B (write)');
     expect(v.message).toContain('existing dependency chain: A -> B (t1#0');
     expect(v.message).toContain('new dependency: B -> A (t2#1');
-    expect(v.details).toMatchObject({ existing: [{ from: 'A', to: 'B', task: 't1#0' }], new: { from: 'B', to: 'A', task: 't2#1' } });
+    expect(v.details).toMatchObject({
+      existing: [{ from: 'A', to: 'B', task: 't1#0' }],
+      new: { from: 'B', to: 'A', task: 't2#1' },
+    });
     expect(v.evidence.length).toBeGreaterThan(0);
   });
 
@@ -171,7 +179,12 @@ describe('lockdep: lock-order validation (notifier-core.md §5.3, kernel/locking
     // The callback path: inside the invalidate_range_start map, take the driver lock.
     // The allocation path: hold the driver lock, allocate with GFP_KERNEL (fs_reclaim touches
     // the map). Reclaim can reach the callback, so this can deadlock.
-    const sim = Simulation.create({ seed: 1, cpus: 2, strategy: 'round-robin', stopOnViolation: false });
+    const sim = Simulation.create({
+      seed: 1,
+      cpus: 2,
+      strategy: 'round-robin',
+      stopOnViolation: false,
+    });
     const map = sim.lockdep.map(MMU_NOTIFIER_START_MAP);
     const driverLock = new Mutex(sim.kernel, 'dmirror->mutex');
     const cb = sim.spawn('invalidate', 0, function* () {
@@ -189,9 +202,13 @@ describe('lockdep: lock-order validation (notifier-core.md §5.3, kernel/locking
     const r = sim.run();
     expect(kinds(sim)).toEqual(['lockdep-circular']);
     // The chain runs through fs_reclaim, as the kernel's report does.
-    expect(r.violations[0]!.message).toContain(`existing dependency chain: ${MMU_NOTIFIER_START_MAP} -> dmirror->mutex (invalidate#0`);
+    expect(r.violations[0]!.message).toContain(
+      `existing dependency chain: ${MMU_NOTIFIER_START_MAP} -> dmirror->mutex (invalidate#0`,
+    );
     expect(r.violations[0]!.message).toContain('dmirror->mutex -> fs_reclaim (ioctl#1');
-    expect(r.violations[0]!.message).toContain(`new dependency: fs_reclaim -> ${MMU_NOTIFIER_START_MAP} (ioctl#1`);
+    expect(r.violations[0]!.message).toContain(
+      `new dependency: fs_reclaim -> ${MMU_NOTIFIER_START_MAP} (ioctl#1`,
+    );
   });
 
   it('GFP_NOWAIT and a memalloc_noreclaim scope do not touch the reclaim maps', () => {

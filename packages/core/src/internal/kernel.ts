@@ -82,7 +82,11 @@ export class Kernel {
   }
 
   /** Reports a violation found by model code (a `WARN_ON` or a debug check). */
-  report(kind: string, message: string, extra?: Omit<ViolationReport, 'kind' | 'message'>): Violation {
+  report(
+    kind: string,
+    message: string,
+    extra?: Omit<ViolationReport, 'kind' | 'message'>,
+  ): Violation {
     return this.oracles.report('kernel', { kind, message, ...extra });
   }
 

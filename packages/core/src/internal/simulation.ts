@@ -272,7 +272,14 @@ export class Simulation {
       options.maxSteps,
     );
     this.lockdep = new Lockdep(this.scheduler, this.bus, this.oracles, state, options.lockdep);
-    this.kernel = new Kernel(this.scheduler, this.clock, this.bus, this.oracles, this.lockdep, this.random);
+    this.kernel = new Kernel(
+      this.scheduler,
+      this.clock,
+      this.bus,
+      this.oracles,
+      this.lockdep,
+      this.random,
+    );
     const keep = prefixFilter(options.log);
     this.log = keep === null ? null : new EventLog({ keep });
 

@@ -359,7 +359,10 @@ export class Lockdep {
     newY: 'R' | 'N',
   ): { from: LockClass; to: LockClass; bit: number }[] | null {
     // State: (class, y of the edge that reached it); key = id * 2 + (y === 'R').
-    const prev = new Map<number, { key: number; from: LockClass; to: LockClass; bit: number } | null>();
+    const prev = new Map<
+      number,
+      { key: number; from: LockClass; to: LockClass; bit: number } | null
+    >();
     const startKey = start.id * 2 + (newY === 'R' ? 1 : 0);
     prev.set(startKey, null);
     const queue: number[] = [startKey];
@@ -407,7 +410,12 @@ export class Lockdep {
       const w = this.edges[p.from.id]!.get(p.to.id)!.witness.get(p.bit)!;
       return { from: p.from.toString(), to: p.to.toString(), task: w.task, step: w.step };
     });
-    const now: ChainLink = { from: held.cls.toString(), to: to.toString(), task: task.toString(), step: this.state.step };
+    const now: ChainLink = {
+      from: held.cls.toString(),
+      to: to.toString(),
+      task: task.toString(),
+      step: this.state.step,
+    };
     const evidence: number[] = [];
     for (const p of path) {
       const w = this.edges[p.from.id]!.get(p.to.id)!.witness.get(p.bit)!;

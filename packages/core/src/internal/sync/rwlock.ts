@@ -117,7 +117,10 @@ export class RwLock {
     const k = this.kernel;
     const me = k.scheduler.currentOrNull;
     if (me === null || !this.core.dropReader(me)) {
-      k.report('rwlock-bad-unlock', `read_unlock(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`);
+      k.report(
+        'rwlock-bad-unlock',
+        `read_unlock(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`,
+      );
       return;
     }
     this.released();

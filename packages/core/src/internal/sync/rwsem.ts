@@ -117,7 +117,10 @@ export class RwSemaphore {
     const k = this.kernel;
     const me = k.scheduler.currentOrNull;
     if (me === null || !this.core.dropReader(me)) {
-      k.report('rwsem-bad-unlock', `up_read(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`);
+      k.report(
+        'rwsem-bad-unlock',
+        `up_read(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`,
+      );
       return;
     }
     this.released();
@@ -143,7 +146,10 @@ export class RwSemaphore {
     const k = this.kernel;
     const me = k.scheduler.currentOrNull;
     if (me === null || this.core.writer !== me) {
-      k.report('rwsem-bad-unlock', `downgrade_write(${this.name}) by ${me?.toString() ?? 'no task'}, which is not the writer`);
+      k.report(
+        'rwsem-bad-unlock',
+        `downgrade_write(${this.name}) by ${me?.toString() ?? 'no task'}, which is not the writer`,
+      );
       return;
     }
     this.core.writer = null;

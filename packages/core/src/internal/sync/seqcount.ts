@@ -70,7 +70,10 @@ export class SeqCount {
       );
     }
     if ((this.seq & 1) !== 0) {
-      this.kernel.report('seqcount-nested-writer', `write_seqcount_begin(${this.name}) while a write is already in progress: writers are not serialised`);
+      this.kernel.report(
+        'seqcount-nested-writer',
+        `write_seqcount_begin(${this.name}) while a write is already in progress: writers are not serialised`,
+      );
     }
     this.seq++;
   }
@@ -78,7 +81,10 @@ export class SeqCount {
   /** Ends a write: the count becomes even again and waiting readers go on. */
   writeEnd(): void {
     if ((this.seq & 1) === 0) {
-      this.kernel.report('seqcount-unbalanced', `write_seqcount_end(${this.name}) without a matching write_seqcount_begin`);
+      this.kernel.report(
+        'seqcount-unbalanced',
+        `write_seqcount_end(${this.name}) without a matching write_seqcount_begin`,
+      );
       return;
     }
     this.seq++;
