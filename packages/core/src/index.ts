@@ -13,6 +13,7 @@ export type { Timer } from './internal/clock.js';
 export { ExecutionContext } from './internal/context.js';
 export type { ContextKind } from './internal/context.js';
 export { ConfigError, KernelBug } from './internal/errors.js';
+export { Errno, errnoName } from './internal/errno.js';
 export type {
   AnySimEvent,
   LoggedEvent,
@@ -88,6 +89,14 @@ export { SeqCount } from './internal/sync/seqcount.js';
 export { SpinLock } from './internal/sync/spinlock.js';
 export { SrcuDomain, SrcuOracle } from './internal/sync/srcu.js';
 export type { SrcuDomainOptions, SrcuGpState } from './internal/sync/srcu.js';
+export {
+  DEFINE_WD_CLASS,
+  DEFINE_WW_CLASS,
+  WwAcquireCtx,
+  WwClass,
+  WwMutex,
+} from './internal/sync/ww-mutex.js';
+export type { WwAcquireOptions, WwAlgorithm, WwWaiter } from './internal/sync/ww-mutex.js';
 export { Task } from './internal/task.js';
 export type { SchedOp, SpawnOptions, TaskBody, TaskGen, TaskState } from './internal/task.js';
 export { WaitQueue } from './internal/waitqueue.js';

@@ -63,18 +63,38 @@ export type AllocScope = 'noreclaim' | 'nofs' | 'noio';
 export class Kernel {
   private readonly scopes: number[][] = [];
 
+  /** The scheduler. */
+  readonly scheduler: Scheduler;
+  /** The virtual clock. */
+  readonly clock: Clock;
+  /** The event bus. */
+  readonly bus: EventBus;
+  /** Where violations go. */
+  readonly oracles: OracleRegistry;
+  /** The lock validator. */
+  readonly lockdep: Lockdep;
+  /** The seeded random source. */
+  readonly random: RandomSource;
+
   /**
    * Built by the simulation.
    * @internal
    */
   constructor(
-    readonly scheduler: Scheduler,
-    readonly clock: Clock,
-    readonly bus: EventBus,
-    readonly oracles: OracleRegistry,
-    readonly lockdep: Lockdep,
-    readonly random: RandomSource,
-  ) {}
+    scheduler: Scheduler,
+    clock: Clock,
+    bus: EventBus,
+    oracles: OracleRegistry,
+    lockdep: Lockdep,
+    random: RandomSource,
+  ) {
+    this.scheduler = scheduler;
+    this.clock = clock;
+    this.bus = bus;
+    this.oracles = oracles;
+    this.lockdep = lockdep;
+    this.random = random;
+  }
 
   /** The running task (only inside a task). */
   get current(): Task {
