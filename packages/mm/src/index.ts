@@ -1,12 +1,21 @@
 /**
- * Memory model and MMU notifier subsystem for mmnsim: the primary MMU every secondary MMU follows: physical frames with content, processes and their mm, VMAs, multi-level page tables, the mm operations (mmap, munmap, mprotect, madvise, mremap, fork, exit, faults, reclaim, migration, the OOM reaper, GUP and `hmm_range_fault`), `mmu_gather`, and the MMU notifier subsystem of Linux 6.17 (`mm/mmu_notifier.c`: classic subscriptions and interval notifiers).
+ * The memory model of mmnsim — the primary MMU every secondary MMU must follow: physical frames
+ * with content, processes and their mm, VMAs, 4-level page tables, the mm operations (mmap,
+ * munmap, mprotect, madvise, mremap, brk, fork, exit, page faults, reclaim, migration, the OOM
+ * reaper, GUP and `hmm_range_fault`), `mmu_gather`, and the MMU notifier entry points at the
+ * places Linux calls them.
  *
  * @packageDocumentation
  */
-import { definePlugin, serviceId } from '@mmnsim/core';
+import './internal/events.js';
+import { definePlugin, Kernel, serviceId } from '@mmnsim/core';
 import type { Plugin } from '@mmnsim/core';
 import { ContainerModule } from 'inversify';
 import { z } from 'zod';
+import type { MmConfig } from './internal/core.js';
+import { MmuNotifiers } from './internal/notifier.js';
+import { MmService } from './internal/service.js';
+import { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 
 /** Schema of the `mm` plugin's options; unknown keys are rejected. */
 export const MmOptionsSchema = z.strictObject({
@@ -17,6 +26,10 @@ export const MmOptionsSchema = z.strictObject({
     .min(16)
     .max(1 << 24)
     .default(65536),
+  /** Pages one mmu_gather holds before it must flush (default 10,000, as the kernel's batch limit). */
+  gatherMaxPages: z.number().int().min(1).max(1_000_000).default(10_000),
+  /** Pages direct reclaim tries to free at once (`SWAP_CLUSTER_MAX`, default 32). */
+  reclaimBatch: z.number().int().min(1).max(4096).default(32),
 });
 
 /** The `mm` plugin's options after validation and defaults. */
@@ -25,29 +38,90 @@ export type MmOptions = z.output<typeof MmOptionsSchema>;
 /** Token of the `mm` plugin's validated options in the simulation container. */
 export const MmOptions = serviceId<MmOptions>('@mmnsim/mm:MmOptions');
 
+/** Token under which the notifier entry points are bound (the notifier subsystem rebinds it). */
+export const MmuNotifiersId = serviceId<MmuNotifiers>('@mmnsim/mm:MmuNotifiers');
+
 const mmPluginFactory = definePlugin({
   id: 'mm',
   requires: [],
   schema: MmOptionsSchema,
   token: MmOptions,
-  module: new ContainerModule(() => {
-    // The package's services are bound here as the model is built out (see the README).
+  module: new ContainerModule(({ bind }) => {
+    bind(TlbFlushProvider)
+      .toResolvedValue(() => new IdealTlb())
+      .inSingletonScope();
+    bind(MmuNotifiersId)
+      .toResolvedValue((k: Kernel) => new MmuNotifiers(k), [Kernel])
+      .inSingletonScope();
+    bind(MmService)
+      .toResolvedValue(
+        (k: Kernel, o: MmConfig, t: TlbFlushProvider, n: MmuNotifiers) => new MmService(k, o, t, n),
+        [Kernel, MmOptions, TlbFlushProvider, MmuNotifiersId],
+      )
+      .inSingletonScope();
   }),
 });
 
 /**
- * The `mm` plugin: this package's only wiring point (ARCHITECTURE §6).
+ * The `mm` plugin: this package's only wiring point (ARCHITECTURE §6). Binds the
+ * {@link MmService}, the default ideal {@link TlbFlushProvider} (hardware plugins rebind it) and
+ * the MMU notifier entry points.
  *
  * ## Example
  * ```ts
- * const sim = Simulation.create({ seed: 1, cpus: 2, plugins: [mmPlugin()] });
+ * const sim = Simulation.create({ seed: 1, cpus: 2, plugins: [mmPlugin({ totalFrames: 4096 })] });
+ * const proc = sim.get(MmService).createProcess('app');
  * ```
  *
  * @param options the plugin's options (see {@link MmOptionsSchema}); bad values are reported by
  * `Simulation.create` with the field and what is allowed.
  * @returns the plugin descriptor.
- * @see mm/memory.c, mm/mmu_notifier.c, mm/mmu_gather.c
  */
 export function mmPlugin(options?: z.input<typeof MmOptionsSchema>): Plugin {
   return mmPluginFactory(options);
 }
+
+export { BRK_BASE, Map_, Prot, PROT_VALID, vmFlagsFor } from './internal/mmap.js';
+export {
+  MMAP_BASE,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PMD_SIZE,
+  PTRS_PER_TABLE,
+  TASK_SIZE,
+  WORDS_PER_PAGE,
+} from './internal/constants.js';
+export { MmCore } from './internal/core.js';
+export type { MmConfig, Reclaimer } from './internal/core.js';
+export { cpuAccess, doUserAddrFault, handleMmFault } from './internal/fault.js';
+export type { FaultFlags, FaultResult, SigInfo } from './internal/fault.js';
+export { SimFile } from './internal/file.js';
+export { MmuGather, GATHER_BATCH } from './internal/gather.js';
+export { MmStruct } from './internal/mm.js';
+export {
+  MMU_NOTIFIER_RANGE_BLOCKABLE,
+  MMU_NOTIFY_EVENTS,
+  MmuNotifiers,
+  NotifierRange,
+} from './internal/notifier.js';
+export type { MmuNotifierEvent } from './internal/notifier.js';
+export { PageTables } from './internal/pagetable.js';
+export type { PteSlot } from './internal/pagetable.js';
+export { Frame, PhysMem } from './internal/physmem.js';
+export type { FrameKind } from './internal/physmem.js';
+export { Process } from './internal/process.js';
+export {
+  describePte,
+  mkPte,
+  Pte,
+  PTE_NONE,
+  pteFlags,
+  pteIsMigration,
+  pteIsSwap,
+  ptePfn,
+  ptePresent,
+} from './internal/pte.js';
+export { MmService } from './internal/service.js';
+export { SwapDevice } from './internal/swap.js';
+export { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
+export { AnonVma, Vm, Vma, VmaList } from './internal/vma.js';

@@ -17,6 +17,8 @@ export const Errno = {
   EINTR: 4,
   /** I/O error. */
   EIO: 5,
+  /** Bad file descriptor. */
+  EBADF: 9,
   /** Try again. */
   EAGAIN: 11,
   /** Out of memory. */
@@ -35,6 +37,8 @@ export const Errno = {
   EDEADLK: 35,
   /** Value too large for defined data type. */
   EOVERFLOW: 75,
+  /** Operation not supported. */
+  EOPNOTSUPP: 95,
   /** Operation already in progress. */
   EALREADY: 114,
 } as const;

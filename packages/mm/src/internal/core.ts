@@ -1,0 +1,131 @@
+import { RwSemaphore } from '@mmnsim/core';
+import type { Kernel, TaskGen } from '@mmnsim/core';
+import { SimFile } from './file.js';
+import { MmStruct } from './mm.js';
+import type { MmuNotifiers } from './notifier.js';
+import { PageTables } from './pagetable.js';
+import { PhysMem } from './physmem.js';
+import type { FrameKind } from './physmem.js';
+import { Frame } from './physmem.js';
+import { SwapDevice } from './swap.js';
+import type { TlbFlushProvider } from './tlb.js';
+import { AnonVma } from './vma.js';
+import type { Vma } from './vma.js';
+
+/** The memory model's tunables (validated by the `mm` plugin's schema). */
+export interface MmConfig {
+  /** Physical memory size in frames. */
+  readonly totalFrames: number;
+  /** Pages one mmu_gather may hold before it must flush (`MAX_GATHER_BATCH_COUNT * MAX_GATHER_BATCH`). */
+  readonly gatherMaxPages: number;
+  /** Pages direct reclaim tries to free when an allocation fails (`SWAP_CLUSTER_MAX`). */
+  readonly reclaimBatch: number;
+}
+
+/** A direct-reclaim hook: try to free `nr` frames; returns how many were freed. */
+export type Reclaimer = (core: MmCore, nr: number) => TaskGen<number>;
+
+/**
+ * The memory model's shared state and services: physical memory, page tables, the TLB
+ * provider, the MMU notifier entry points, swap, files, anon_vmas and the LRU. Every mm
+ * operation takes it as its first argument; plugins reach it as the `MmService`.
+ */
+export class MmCore {
+  /** Physical memory. */
+  readonly phys: PhysMem;
+  /** Page-table helpers. */
+  readonly pt: PageTables;
+  /** The swap device. */
+  readonly swap = new SwapDevice();
+  /** Live mms by id. */
+  readonly mms = new Map<number, MmStruct>();
+  /** Files by id. */
+  readonly files = new Map<number, SimFile>();
+  /** anon_vmas by id. */
+  readonly anonVmas = new Map<number, AnonVma>();
+  /** Reclaim candidates in LRU order (oldest first); stale entries are skipped. */
+  readonly lru: number[] = [];
+  /** Direct reclaim, installed by the reclaim module. */
+  reclaimer: Reclaimer | null = null;
+  private nextMm = 1;
+  private nextFile = 1;
+  private nextAnon = 1;
+
+  /**
+   * @param kernel the kernel services.
+   * @param options the tunables.
+   * @param tlb the TLB provider (attached here).
+   * @param notifiers the MMU notifier entry points.
+   */
+  constructor(
+    readonly kernel: Kernel,
+    readonly options: MmConfig,
+    readonly tlb: TlbFlushProvider,
+    readonly notifiers: MmuNotifiers,
+  ) {
+    this.phys = new PhysMem(kernel, options.totalFrames);
+    this.pt = new PageTables(this);
+    tlb.attach(this);
+  }
+
+  /** Creates an empty mm (`mm_alloc`): no VMAs, a fresh top-level table. */
+  newMm(name: string): MmStruct {
+    const pgd = this.pt.newPgd();
+    if (pgd < 0) throw new Error(`mm_alloc(${name}): out of memory for the page-table root`);
+    const mm = new MmStruct(this.kernel, this.nextMm++, name, pgd);
+    this.mms.set(mm.id, mm);
+    const bus = this.kernel.bus;
+    if (bus.wants('mm.create')) bus.emit('mm.create', { mm: mm.id, name, pgd });
+    return mm;
+  }
+
+  /** Creates a file of `sizePages` pages whose content is `content` (page offset → [word, value] pairs). */
+  newFile(
+    name: string,
+    sizePages: number,
+    content?: ReadonlyMap<number, readonly number[]>,
+  ): SimFile {
+    const f = new SimFile(
+      this.nextFile++,
+      name,
+      sizePages,
+      new RwSemaphore(this.kernel, 'mapping->i_mmap_rwsem'),
+    );
+    if (content !== undefined) for (const [pg, words] of content) f.backing.set(pg, [...words]);
+    this.files.set(f.id, f);
+    return f;
+  }
+
+  /** `anon_vma_prepare`: gives `vma` an anon_vma if it has none. */
+  anonVmaPrepare(vma: Vma): AnonVma {
+    if (vma.anonVma === null) {
+      const av = new AnonVma(this.nextAnon++, new RwSemaphore(this.kernel, 'anon_vma->rwsem'));
+      this.anonVmas.set(av.id, av);
+      av.vmas.add(vma);
+      vma.anonVma = av;
+    }
+    return vma.anonVma;
+  }
+
+  /** Puts a frame on the LRU (a reclaim candidate). */
+  lruAdd(pfn: number): void {
+    if ((this.phys.flags[pfn]! & Frame.LRU) !== 0) return;
+    this.phys.flags[pfn]! |= Frame.LRU;
+    this.lru.push(pfn);
+  }
+
+  /**
+   * Allocates a frame, entering direct reclaim when memory is exhausted (`__alloc_pages` slow
+   * path). Returns -1 if reclaim could not free anything (the caller reports -ENOMEM / OOM).
+   * Sleeps only when it reclaims.
+   */
+  *allocFrame(kind: FrameKind): TaskGen<number> {
+    let pfn = this.phys.alloc(kind);
+    if (pfn >= 0) return pfn;
+    if (this.reclaimer !== null) {
+      const freed = yield* this.reclaimer(this, this.options.reclaimBatch);
+      if (freed > 0) pfn = this.phys.alloc(kind);
+    }
+    return pfn;
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * The mm package's event types, merged into core's SimEventMap. Addresses and pfns are numbers;
+ * `mm` is the mm id.
+ */
+declare module '@mmnsim/core' {
+  interface SimEventMap {
+    /** A frame was allocated. */
+    'mm.frame.alloc': {
+      /** Frame number. */
+      pfn: number;
+      /** `'anon'`, `'file'`, `'pagetable'` or `'kernel'`. */
+      kind: string;
+      /** Allocation generation of the frame. */
+      gen: number;
+    };
+    /** A frame went back to the free list. */
+    'mm.frame.free': {
+      /** Frame number. */
+      pfn: number;
+    };
+    /** A word of a frame was written (by any path: CPU, device, kernel copy). */
+    'mm.frame.write': {
+      /** Frame number. */
+      pfn: number;
+      /** Word index (0..1023). */
+      word: number;
+      /** The 32-bit value written. */
+      value: number;
+    };
+    /** A frame's content was copied to another frame (COW, migration). */
+    'mm.frame.copy': {
+      /** Source frame. */
+      from: number;
+      /** Destination frame. */
+      to: number;
+    };
+    /** An mm was created. */
+    'mm.create': {
+      /** The mm id. */
+      mm: number;
+      /** The process name. */
+      name: string;
+      /** Frame of its top-level table. */
+      pgd: number;
+    };
+    /** A page-table entry changed (any level below the top is a table page). */
+    'mm.pte.set': {
+      /** The mm id. */
+      mm: number;
+      /** Virtual address of the PTE. */
+      va: number;
+      /** The new entry (see `describePte`). */
+      pte: number;
+      /** The previous entry. */
+      old: number;
+    };
+    /** A page-table page was linked into an mm's tree. */
+    'mm.pt.alloc': {
+      /** The mm id. */
+      mm: number;
+      /** Its frame. */
+      pfn: number;
+      /** Level of the new table: 2 = PUD table, 1 = PMD table, 0 = PTE table. */
+      level: number;
+      /** First address it maps. */
+      va: number;
+    };
+    /** A page-table page was unlinked (it is freed after the next TLB flush). */
+    'mm.pt.unlink': {
+      /** The mm id. */
+      mm: number;
+      /** Its frame. */
+      pfn: number;
+      /** Level of the table. */
+      level: number;
+      /** First address it mapped. */
+      va: number;
+    };
+    /** A VMA was added. */
+    'mm.vma.add': {
+      /** The mm id. */
+      mm: number;
+      /** Start address. */
+      start: number;
+      /** Exclusive end. */
+      end: number;
+      /** `vm_flags`. */
+      flags: number;
+      /** Backing file id, or 0 for anonymous memory. */
+      file: number;
+      /** Page offset. */
+      pgoff: number;
+    };
+    /** A VMA was removed (or replaced by the pieces of a split). */
+    'mm.vma.remove': {
+      /** The mm id. */
+      mm: number;
+      /** Start address. */
+      start: number;
+      /** Exclusive end. */
+      end: number;
+    };
+    /** A page fault was handled. */
+    'mm.fault': {
+      /** The mm id. */
+      mm: number;
+      /** Faulting address. */
+      va: number;
+      /** True for a write fault. */
+      write: boolean;
+      /** `'ok'`, `'retry'`, `'sigsegv'`, `'sigbus'`, `'oom'`. */
+      result: string;
+    };
+    /** A CPU TLB flush of an mm's range completed (`flush_tlb_mm_range`). */
+    'mm.tlb.flush': {
+      /** The mm id. */
+      mm: number;
+      /** Start address. */
+      start: number;
+      /** Exclusive end. */
+      end: number;
+      /** True if page-table pages were freed (lazy CPUs must flush too). */
+      freedTables: boolean;
+    };
+    /** An mmu_gather freed the pages it had batched (after the flush that covers them). */
+    'mm.gather.free': {
+      /** The mm id. */
+      mm: number;
+      /** The pages freed or released (their frames). */
+      pfns: number[];
+      /** Page-table pages freed. */
+      tables: number[];
+    };
+    /** The mm's users reached zero and its address space was torn down. */
+    'mm.exit': {
+      /** The mm id. */
+      mm: number;
+    };
+    /** An anonymous page was written to swap and its PTEs replaced by swap entries. */
+    'mm.swap.out': {
+      /** The frame. */
+      pfn: number;
+      /** The swap slot. */
+      slot: number;
+    };
+    /** A swapped page was read back into a new frame. */
+    'mm.swap.in': {
+      /** The mm id. */
+      mm: number;
+      /** The address. */
+      va: number;
+      /** The swap slot. */
+      slot: number;
+      /** The new frame. */
+      pfn: number;
+    };
+    /** A folio was migrated to a new frame. */
+    'mm.migrate': {
+      /** Old frame. */
+      from: number;
+      /** New frame. */
+      to: number;
+      /** `'ok'` or why it failed (`'busy'`, `'pinned'`, `'nomem'`). */
+      result: string;
+    };
+    /** `mmu_notifier_invalidate_range_start` was called. */
+    'mmn.invalidate_start': {
+      /** The mm id. */
+      mm: number;
+      /** Range start. */
+      start: number;
+      /** Exclusive range end. */
+      end: number;
+      /** Event name (`'UNMAP'`, `'CLEAR'` …). */
+      event: string;
+      /** True for the blocking wrapper. */
+      blockable: boolean;
+      /** 0 or the errno returned. */
+      result: number;
+      /** Identity of the range object, to pair with its end. */
+      range: number;
+    };
+    /** `mmu_notifier_invalidate_range_end` was called. */
+    'mmn.invalidate_end': {
+      /** The mm id. */
+      mm: number;
+      /** Range start. */
+      start: number;
+      /** Exclusive range end. */
+      end: number;
+      /** Event name. */
+      event: string;
+      /** Identity of the range object. */
+      range: number;
+    };
+    /** A young notifier was called. */
+    'mmn.young': {
+      /** `'clear_flush_young'`, `'clear_young'` or `'test_young'`. */
+      op: string;
+      /** The mm id. */
+      mm: number;
+      /** Range start. */
+      start: number;
+      /** Exclusive range end. */
+      end: number;
+      /** The combined result. */
+      result: number;
+    };
+    /** `__mmu_notifier_release` ran at exit. */
+    'mmn.release': {
+      /** The mm id. */
+      mm: number;
+    };
+    /** `mmu_notifier_arch_invalidate_secondary_tlbs` was called from a CPU TLB flush. */
+    'mmn.secondary_tlbs': {
+      /** The mm id. */
+      mm: number;
+      /** Range start. */
+      start: number;
+      /** Exclusive range end. */
+      end: number;
+    };
+  }
+}
+
+export {};

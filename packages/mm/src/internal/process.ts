@@ -1,0 +1,122 @@
+import { Errno } from '@mmnsim/core';
+import type { TaskGen } from '@mmnsim/core';
+import type { MmCore } from './core.js';
+import { cpuAccess } from './fault.js';
+import type { SigInfo } from './fault.js';
+import type { SimFile } from './file.js';
+import { dupMmap } from './fork.js';
+import type { MmStruct } from './mm.js';
+import { doBrk, doMmap } from './mmap.js';
+import { doMprotect } from './mprotect.js';
+import { doMremap } from './mremap.js';
+import { doMadvise, doMunmap, mmput } from './unmap.js';
+
+/**
+ * A user process: an mm and the system calls its threads make on it. Every method is a
+ * task-callable generator (`yield* proc.munmap(addr, len)`) returning what the syscall returns
+ * (an address, 0, or a negated errno); `load`/`store` are the CPU's memory accesses.
+ *
+ * The threads of a process are ordinary tasks: any task may act for any process, and the CPU it
+ * runs on is the task's execution context.
+ *
+ * ## Example
+ * ```ts
+ * const proc = sim.get(MmService).createProcess('app');
+ * sim.spawn('app', 0, function* () {
+ *   const addr = yield* proc.mmap(0, 4096 * 4, Prot.READ | Prot.WRITE, Map_.PRIVATE | Map_.ANONYMOUS);
+ *   yield* proc.store(addr, 42);
+ *   const v = yield* proc.load(addr); // 42
+ *   yield* proc.munmap(addr, 4096 * 4);
+ * });
+ * ```
+ */
+export class Process {
+  /** The signal the last failed access raised, if any. */
+  siginfo: SigInfo | null = null;
+
+  /**
+   * @param core the memory model.
+   * @param pid process id.
+   * @param name process name.
+   * @param mm its address space.
+   */
+  constructor(
+    readonly core: MmCore,
+    readonly pid: number,
+    readonly name: string,
+    readonly mm: MmStruct,
+  ) {}
+
+  /** `mmap(addr, len, prot, flags, fd, offset)`; see `doMmap` for the errors. */
+  *mmap(
+    addr: number,
+    len: number,
+    prot: number,
+    flags: number,
+    file: SimFile | null = null,
+    offset = 0,
+  ): TaskGen<number> {
+    return yield* doMmap(this.core, this.mm, addr, len, prot, flags, file, offset);
+  }
+
+  /** `munmap(addr, len)`: 0, or -EINVAL for an unaligned address, zero length or a range outside the address space. */
+  *munmap(addr: number, len: number): TaskGen<number> {
+    return yield* doMunmap(this.core, this.mm, addr, len);
+  }
+
+  /** `mprotect(addr, len, prot)`. */
+  *mprotect(addr: number, len: number, prot: number): TaskGen<number> {
+    return yield* doMprotect(this.core, this.mm, addr, len, prot);
+  }
+
+  /** `madvise(addr, len, advice)` (MADV_DONTNEED, MADV_FREE). */
+  *madvise(addr: number, len: number, advice: number): TaskGen<number> {
+    return yield* doMadvise(this.core, this.mm, addr, len, advice);
+  }
+
+  /** `mremap(old, oldLen, newLen, flags, newAddr)`: the new address or a negated errno. */
+  *mremap(
+    oldAddr: number,
+    oldLen: number,
+    newLen: number,
+    flags: number,
+    newAddr = 0,
+  ): TaskGen<number> {
+    return yield* doMremap(this.core, this.mm, oldAddr, oldLen, newLen, flags, newAddr);
+  }
+
+  /** `brk(addr)`: the new break, or the old one if refused. */
+  *brk(addr: number): TaskGen<number> {
+    return yield* doBrk(this.core, this.mm, addr);
+  }
+
+  /** `fork()`: the child process, or a negated errno (-ENOMEM). */
+  *fork(childName: string): TaskGen<Process | number> {
+    const child = yield* dupMmap(this.core, this.mm, childName);
+    if (typeof child === 'number') return child;
+    return new Process(this.core, child.id, childName, child);
+  }
+
+  /** The last thread exits: drops the mm's user reference (`mmput`), tearing it down if it was the last. */
+  *exit(): TaskGen<void> {
+    yield* mmput(this.core, this.mm);
+  }
+
+  /** A CPU load of the 32-bit word at `va`: the value, or -EFAULT with {@link Process.siginfo} set. */
+  *load(va: number): TaskGen<number> {
+    const r = yield* cpuAccess(this.core, this.mm, va, false, 0);
+    return this.result(r);
+  }
+
+  /** A CPU store of a 32-bit `value` at `va`: 0, or -EFAULT with {@link Process.siginfo} set. */
+  *store(va: number, value: number): TaskGen<number> {
+    const r = yield* cpuAccess(this.core, this.mm, va, true, value);
+    return typeof r === 'number' ? 0 : this.result(r);
+  }
+
+  private result(r: number | SigInfo): number {
+    if (typeof r === 'number') return r;
+    this.siginfo = r;
+    return -Errno.EFAULT;
+  }
+}
