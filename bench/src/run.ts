@@ -5,6 +5,8 @@
 import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchItree } from './itree.js';
+import { benchMm } from './mm.js';
+import { benchMunmap } from './mm-unmap.js';
 import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
 import type { Metric } from './metric.js';
@@ -14,6 +16,8 @@ const suites: Record<string, () => Metric[]> = {
   itree: benchItree,
   sync: benchSync,
   srcu: benchSrcu,
+  mm: benchMm,
+  munmap: benchMunmap,
 };
 
 const only = process.argv.slice(2);

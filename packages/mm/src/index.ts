@@ -91,11 +91,60 @@ export {
   TASK_SIZE,
   WORDS_PER_PAGE,
 } from './internal/constants.js';
-export { MmCore } from './internal/core.js';
+export { MAX_RECLAIM_RETRIES, MmCore } from './internal/core.js';
 export type { MmConfig, Reclaimer } from './internal/core.js';
 export { cpuAccess, doUserAddrFault, handleMmFault } from './internal/fault.js';
 export type { FaultFlags, FaultResult, SigInfo } from './internal/fault.js';
 export { SimFile } from './internal/file.js';
+export { dupMmap } from './internal/fork.js';
+export {
+  Foll,
+  getUserPages,
+  mmapAssertLocked,
+  pinUserPages,
+  pinUserPagesFast,
+  pinUserPagesRemoteUnlocked,
+  putPage,
+  unpinUserPage,
+  unpinUserPages,
+  unpinUserPagesDirtyLock,
+} from './internal/gup.js';
+export {
+  HMM_PFN_ORDER_SHIFT,
+  HmmPfn,
+  hmmPfnHas,
+  hmmPfnToMapOrder,
+  hmmPfnToPfn,
+  hmmRangeFault,
+  isZeroPfn,
+} from './internal/hmm.js';
+export type { HmmRange } from './internal/hmm.js';
+export { migrateFolio } from './internal/migrate.js';
+export { Mremap } from './internal/mremap.js';
+export { liveView, mmProjection } from './internal/projection.js';
+export type { MmSpaceView, MmView, TableView, VmaView } from './internal/projection.js';
+export {
+  folioReferenced,
+  reclaimFolio,
+  setUnmapFlushMode,
+  shrinkLru,
+  SWAP_CLUSTER_MAX,
+  unmapFlushMode,
+} from './internal/reclaim.js';
+export type { UnmapFlushMode } from './internal/reclaim.js';
+export {
+  exitMmap,
+  Madv,
+  MAX_OOM_REAP_RETRIES,
+  mmdrop,
+  mmget,
+  mmgetNotZero,
+  mmgrab,
+  mmput,
+  OOM_REAP_RETRY_NS,
+  oomReap,
+  zapPageRangeSingle,
+} from './internal/unmap.js';
 export { MmuGather, GATHER_BATCH } from './internal/gather.js';
 export { MmStruct } from './internal/mm.js';
 export {
@@ -117,7 +166,9 @@ export {
   PTE_NONE,
   pteFlags,
   pteIsMigration,
+  pteIsProtNone,
   pteIsSwap,
+  pteMapsPage,
   ptePfn,
   ptePresent,
 } from './internal/pte.js';

@@ -22,6 +22,9 @@ export interface MmConfig {
   readonly reclaimBatch: number;
 }
 
+/** Reclaim rounds an allocation tries before giving up (`MAX_RECLAIM_RETRIES`). */
+export const MAX_RECLAIM_RETRIES = 16;
+
 /** A direct-reclaim hook: try to free `nr` frames; returns how many were freed. */
 export type Reclaimer = (core: MmCore, nr: number) => TaskGen<number>;
 
@@ -121,11 +124,20 @@ export class MmCore {
    */
   *allocFrame(kind: FrameKind): TaskGen<number> {
     let pfn = this.phys.alloc(kind);
-    if (pfn >= 0) return pfn;
-    if (this.reclaimer !== null) {
+    if (pfn >= 0 || this.reclaimer === null) return pfn;
+    // The slow path retries reclaim while it makes progress (`should_reclaim_retry`): a round
+    // can free nothing because the pages it found are held by a gather or a contended lock.
+    let idle = 0;
+    for (let round = 0; round < MAX_RECLAIM_RETRIES && idle < 3; round++) {
       const freed = yield* this.reclaimer(this, this.options.reclaimBatch);
-      if (freed > 0) pfn = this.phys.alloc(kind);
+      pfn = this.phys.alloc(kind);
+      if (pfn >= 0) return pfn;
+      if (freed > 0) idle = 0;
+      else {
+        idle++;
+        yield* this.kernel.scheduler.preempt();
+      }
     }
-    return pfn;
+    return -1;
   }
 }

@@ -12,6 +12,7 @@ import {
   PTE_NONE,
   pteFlags,
   pteIsMigration,
+  pteIsProtNone,
   pteIsSwap,
   ptePfn,
   ptePresent,
@@ -35,6 +36,14 @@ export interface FaultFlags {
 }
 
 const USER_RW_DIRTY = Pte.USER | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
+
+/**
+ * `maybe_mkwrite`: PTE flags for a page just written, writable only if the VMA is (a FOLL_FORCE
+ * write to a read-only private mapping installs its COW copy read-only).
+ */
+function maybeMkwrite(vma: Vma, f: number): number {
+  return (vma.flags & Vm.WRITE) !== 0 ? f | Pte.WRITE : f & ~Pte.WRITE;
+}
 
 function emitFault(
   core: MmCore,
@@ -65,6 +74,14 @@ export function* handleMmFault(
   flags: FaultFlags,
 ): TaskGen<FaultResult> {
   const addr = va - (va % PAGE_SIZE);
+  // sanitize_fault_flags: a write fault needs VM_MAYWRITE, and without VM_WRITE (FOLL_FORCE)
+  // only a private COW mapping may take it.
+  if (
+    flags.write &&
+    ((vma.flags & Vm.MAYWRITE) === 0 || ((vma.flags & Vm.WRITE) === 0 && !vma.cow))
+  ) {
+    return done(core, mm, addr, flags, 'sigsegv');
+  }
   const slot = yield* core.pt.allocSlot(mm, addr);
   if (slot === null) return done(core, mm, addr, flags, 'oom');
   const orig = slot.table[slot.index]!;
@@ -79,6 +96,8 @@ export function* handleMmFault(
     // migration_entry_wait: sleep until the folio under migration is unlocked, then retry.
     yield* core.phys.waitUnlocked(ptePfn(orig));
     r = 'retry';
+  } else if (pteIsProtNone(orig)) {
+    r = yield* doProtNonePage(core, mm, vma, addr, slot, orig);
   } else if (flags.write && (pteFlags(orig) & Pte.WRITE) === 0) {
     r = yield* doWpPage(core, mm, vma, addr, slot, orig);
   } else {
@@ -105,6 +124,31 @@ function done(
 ): FaultResult {
   emitFault(core, mm, va, flags.write, r);
   return r;
+}
+
+/**
+ * A fault on a PROT_NONE entry ({@link Pte.PROTNONE}) whose VMA now allows access (the
+ * `do_numa_page` path of `handle_pte_fault`): make the entry present again, read-only, keeping
+ * its page, mapcount and reference. A write then faults again and takes the write-protect path
+ * (reuse or copy). A VMA that still allows no access is a SIGSEGV.
+ */
+function* doProtNonePage(
+  core: MmCore,
+  mm: MmStruct,
+  vma: Vma,
+  addr: number,
+  slot: PteSlot,
+  orig: number,
+): TaskGen<FaultResult> {
+  if ((vma.flags & (Vm.READ | Vm.WRITE | Vm.EXEC)) === 0) return 'sigsegv';
+  const ptl = mm.ptl(slot.tablePfn);
+  yield* ptl.lock();
+  if (slot.table[slot.index] === orig) {
+    const f = (pteFlags(orig) & ~(Pte.PROTNONE | Pte.WRITE)) | Pte.PRESENT | Pte.ACCESSED;
+    core.pt.set(mm, slot, addr, pteWithFlags(orig, f));
+  }
+  ptl.unlock();
+  return 'retry';
 }
 
 /** `do_anonymous_page`: the zero page for a read, a new zeroed page for a write. */
@@ -197,6 +241,11 @@ function* doFileFault(
     core.kernel.mightAlloc(GFP_KERNEL, 'alloc_cow_folio');
     const pfn = yield* core.allocFrame('anon');
     if (pfn < 0) return 'oom';
+    if (vma.file!.pageCache.get(index) !== filePfn) {
+      // Reclaim or migration replaced the page-cache page while we allocated: look it up again.
+      phys.put(pfn);
+      return 'retry';
+    }
     phys.copy(filePfn, pfn);
     phys.mapping[pfn] = av.id;
     phys.index[pfn] = index;
@@ -207,13 +256,14 @@ function* doFileFault(
       return 'retry';
     }
     phys.mapcount[pfn] = 1;
-    core.pt.set(mm, slot, addr, mkPte(pfn, USER_RW_DIRTY));
+    core.pt.set(mm, slot, addr, mkPte(pfn, maybeMkwrite(vma, USER_RW_DIRTY)));
     ptl.unlock();
     core.lruAdd(pfn);
     return 'ok';
   }
   yield* ptl.lock();
-  if (slot.table[slot.index] !== PTE_NONE) {
+  if (slot.table[slot.index] !== PTE_NONE || vma.file!.pageCache.get(index) !== filePfn) {
+    // Someone mapped it, or reclaim/migration dropped the page-cache page meanwhile.
     ptl.unlock();
     return 'retry';
   }
@@ -251,6 +301,15 @@ function* doSwapPage(
     phys.put(pfn);
     return 'retry';
   }
+  const writeback = core.swap.writebackPfn(swapSlot);
+  if (writeback >= 0) {
+    // The slot's folio is still being swapped out (it is in the "swap cache", locked by
+    // reclaim): wait for its folio lock and retry (folio_lock_or_retry in do_swap_page).
+    ptl.unlock();
+    phys.put(pfn);
+    yield* phys.waitUnlocked(writeback);
+    return 'retry';
+  }
   const av = core.anonVmaPrepare(vma);
   phys.restore(pfn, core.swap.load(swapSlot));
   phys.mapping[pfn] = av.id;
@@ -271,6 +330,8 @@ function* doSwapPage(
  * `do_wp_page`: a write to a present read-only PTE. Shared mappings are made writable and the
  * page dirtied; a private anonymous page nobody else maps or references is reused; anything else
  * (the zero page, a page shared after fork, a page-cache page, a GUP-referenced page) is copied.
+ * In a private mapping without VM_WRITE (a FOLL_FORCE write) the reused or copied page stays
+ * read-only (`maybe_mkwrite`).
  */
 function* doWpPage(
   core: MmCore,
@@ -280,7 +341,6 @@ function* doWpPage(
   slot: PteSlot,
   orig: number,
 ): TaskGen<FaultResult> {
-  if ((vma.flags & Vm.WRITE) === 0) return 'sigsegv';
   const phys = core.phys;
   const old = ptePfn(orig);
   const ptl = mm.ptl(slot.tablePfn);
@@ -308,7 +368,10 @@ function* doWpPage(
         mm,
         slot,
         addr,
-        pteWithFlags(orig, pteFlags(orig) | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY),
+        pteWithFlags(
+          orig,
+          maybeMkwrite(vma, pteFlags(orig) | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY),
+        ),
       );
     }
     ptl.unlock();
@@ -349,7 +412,7 @@ function* wpPageCopy(
     core.pt.set(mm, slot, addr, PTE_NONE); // ptep_clear_flush
     yield* core.tlb.flushRange(mm, addr, addr + PAGE_SIZE, false);
     phys.mapcount[pfn] = 1;
-    core.pt.set(mm, slot, addr, mkPte(pfn, USER_RW_DIRTY));
+    core.pt.set(mm, slot, addr, mkPte(pfn, maybeMkwrite(vma, USER_RW_DIRTY)));
     if (old !== PhysMem.ZERO_PFN) phys.mapcount[old]!--;
     replaced = true;
   }

@@ -36,6 +36,11 @@ export class MmStruct {
   exited = false;
   /** True once the mm_struct itself was freed (`mmdrop` of the last `mm_count`). */
   freed = false;
+  /**
+   * `MMF_OOM_SKIP`: the OOM reaper has nothing (more) to do here — set by `exit_mmap` once the
+   * pages are unmapped, and by the reaper when it gives up or finishes.
+   */
+  oomSkip = false;
   /** `tlb_flush_pending`: mmu_gathers in progress on this mm (for nested-flush detection). */
   tlbFlushPending = 0;
   /**

@@ -1,7 +1,7 @@
 import { KernelBug } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
 import { GFP_KERNEL } from '@mmnsim/core';
-import { PTRS_PER_TABLE } from './constants.js';
+import { PAGE_SIZE, PTRS_PER_TABLE } from './constants.js';
 import type { MmCore } from './core.js';
 import type { MmuGather } from './gather.js';
 import type { MmStruct } from './mm.js';
@@ -98,12 +98,16 @@ export class PageTables {
     return { table: tables[pfn]!, tablePfn: pfn, index: indexAt(va, 0) };
   }
 
-  /** Writes a leaf entry (the caller holds the PTE table's lock) and records the change. */
+  /**
+   * Writes a leaf entry (the caller holds the PTE table's lock) and records the change. `va` may
+   * be any address inside the page; the event carries the page's address.
+   */
   set(mm: MmStruct, slot: PteSlot, va: number, pte: number): void {
     const old = slot.table[slot.index]!;
     slot.table[slot.index] = pte;
     const bus = this.core.kernel.bus;
-    if (bus.wants('mm.pte.set')) bus.emit('mm.pte.set', { mm: mm.id, va, pte, old });
+    if (bus.wants('mm.pte.set'))
+      bus.emit('mm.pte.set', { mm: mm.id, va: va - (va % PAGE_SIZE), pte, old });
   }
 
   /**

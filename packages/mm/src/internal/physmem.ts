@@ -150,7 +150,7 @@ export class PhysMem {
     if (kind === 'pagetable') this.tables[pfn] = new Float64Array(512);
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.alloc'))
-      bus.emit('mm.frame.alloc', { pfn, kind, gen: this.generation[pfn]! });
+      bus.emit('mm.frame.alloc', { pfn, kind, gen: this.generation[pfn] });
     return pfn;
   }
 

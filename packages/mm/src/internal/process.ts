@@ -39,12 +39,14 @@ export class Process {
    * @param pid process id.
    * @param name process name.
    * @param mm its address space.
+   * @param onFork called with each child this process forks (the service registers it).
    */
   constructor(
     readonly core: MmCore,
     readonly pid: number,
     readonly name: string,
     readonly mm: MmStruct,
+    private readonly onFork: (child: Process) => void = () => {},
   ) {}
 
   /** `mmap(addr, len, prot, flags, fd, offset)`; see `doMmap` for the errors. */
@@ -94,7 +96,9 @@ export class Process {
   *fork(childName: string): TaskGen<Process | number> {
     const child = yield* dupMmap(this.core, this.mm, childName);
     if (typeof child === 'number') return child;
-    return new Process(this.core, child.id, childName, child);
+    const p = new Process(this.core, child.id, childName, child, this.onFork);
+    this.onFork(p);
+    return p;
   }
 
   /** The last thread exits: drops the mm's user reference (`mmput`), tearing it down if it was the last. */

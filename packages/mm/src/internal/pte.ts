@@ -28,6 +28,12 @@ export const Pte = {
   SWAP: 0x100,
   /** Non-present tag: a migration entry (with WRITE kept from the old PTE). */
   MIGRATION: 0x400,
+  /**
+   * Non-present tag: `_PAGE_PROTNONE` — a PROT_NONE mapping (mprotect). The entry keeps its pfn
+   * and its page keeps the mapcount and reference of a present PTE; only the CPU cannot use it
+   * (PRESENT is clear). The kernel's `pte_present()` is true for it: see {@link pteMapsPage}.
+   */
+  PROTNONE: 0x080,
 } as const;
 
 /** The empty PTE (`pte_none`). */
@@ -56,6 +62,24 @@ export function pteWithFlags(pte: number, flags: number): number {
 /** True for a present entry. */
 export function ptePresent(pte: number): boolean {
   return ((pte % PAGE_SIZE) & Pte.PRESENT) !== 0;
+}
+
+/** True for a PROT_NONE entry ({@link Pte.PROTNONE}). @see pte_protnone */
+export function pteIsProtNone(pte: number): boolean {
+  const f = pte % PAGE_SIZE;
+  return (f & Pte.PRESENT) === 0 && (f & Pte.PROTNONE) !== 0;
+}
+
+/**
+ * True if the entry maps a page: present, or PROT_NONE (the kernel's `pte_present()`, which is
+ * true for `_PAGE_PROTNONE` entries). Such an entry holds a mapcount and a reference; code that
+ * walks page tables for the kernel (zap, fork, rmap) must treat both alike, while the CPU
+ * ({@link ptePresent}) can use only the present ones.
+ *
+ * @see pte_present
+ */
+export function pteMapsPage(pte: number): boolean {
+  return ((pte % PAGE_SIZE) & (Pte.PRESENT | Pte.PROTNONE)) !== 0;
 }
 
 /** True if the entry has all bits of `flag`. */
@@ -98,6 +122,7 @@ export function describePte(pte: number): string {
       ((f & Pte.SPECIAL) !== 0 ? 's' : '');
     return `pfn 0x${n.toString(16)} ${bits}`;
   }
+  if ((f & Pte.PROTNONE) !== 0) return `protnone pfn 0x${n.toString(16)}`;
   if ((f & Pte.SWAP) !== 0) return `swap ${n}`;
   if ((f & Pte.MIGRATION) !== 0)
     return `migration pfn 0x${n.toString(16)}${(f & Pte.WRITE) !== 0 ? ' w' : ''}`;

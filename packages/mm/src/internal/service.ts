@@ -47,14 +47,14 @@ export class MmService {
   /** Creates a process with an empty address space (`mm_users` = 1). */
   createProcess(name: string): Process {
     const mm = this.core.newMm(name);
-    const p = new Process(this.core, this.nextPid++, name, mm);
+    const p = new Process(this.core, this.nextPid++, name, mm, (child) => this.adopt(child));
     this.procs.push(p);
     return p;
   }
 
-  /** Registers a process created by `fork` (so `processes` lists it). */
+  /** Registers a process created by `fork` (done by `Process.fork`; idempotent). */
   adopt(p: Process): Process {
-    this.procs.push(p);
+    if (!this.procs.includes(p)) this.procs.push(p);
     return p;
   }
 

@@ -6,7 +6,10 @@
  * @see swp_entry_t
  */
 export class SwapDevice {
-  private readonly slots = new Map<number, { words: number[]; users: number }>();
+  private readonly slots = new Map<
+    number,
+    { words: readonly number[]; users: number; writeback: number }
+  >();
   private readonly freeSlots: number[] = [];
   private next = 1;
 
@@ -18,8 +21,42 @@ export class SwapDevice {
   /** Stores `words` in a new slot with one user; returns the slot number. */
   store(words: number[]): number {
     const slot = this.freeSlots.pop() ?? this.next++;
-    this.slots.set(slot, { words, users: 1 });
+    this.slots.set(slot, { words, users: 1, writeback: -1 });
     return slot;
+  }
+
+  /**
+   * Allocates a slot with one user for the folio in frame `pfn`, whose content is written only
+   * later, by {@link SwapDevice.endWriteback} (the reduced swap cache: reclaim publishes swap
+   * PTEs while it still holds the folio lock, and writes the content after the TLB flush, as
+   * `pageout` runs after `try_to_unmap_flush_dirty`). Until then a swap-in must wait for the
+   * folio lock of {@link SwapDevice.writebackPfn} and retry.
+   *
+   * @see folio_alloc_swap
+   */
+  beginWriteback(pfn: number): number {
+    const slot = this.freeSlots.pop() ?? this.next++;
+    this.slots.set(slot, { words: [], users: 1, writeback: pfn });
+    return slot;
+  }
+
+  /**
+   * Stores the content of a slot begun with {@link SwapDevice.beginWriteback} for frame `pfn`
+   * and ends its writeback. A no-op if the slot was freed meanwhile (every swap PTE zapped) or
+   * reused for another folio.
+   *
+   * @see swap_writepage
+   */
+  endWriteback(slot: number, pfn: number, words: number[]): void {
+    const s = this.slots.get(slot);
+    if (s === undefined || s.writeback !== pfn) return;
+    s.words = words;
+    s.writeback = -1;
+  }
+
+  /** The frame whose content `slot` is still waiting for (under writeback), or -1. */
+  writebackPfn(slot: number): number {
+    return this.slots.get(slot)?.writeback ?? -1;
   }
 
   /** The content of `slot`. */
