@@ -4,34 +4,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { explore } from '@mmnsim/core';
 import type { Scenario, Simulation, TaskGen } from '@mmnsim/core';
-import {
-  IdealTlb,
-  Map_,
-  MmService,
-  MmuNotifiers,
-  PAGE_SIZE,
-  Prot,
-  ptePfn,
-  ptePresent,
-} from '@mmnsim/mm';
-import type { MmStruct, Process } from '@mmnsim/mm';
+import { Map_, MmService, MmuNotifiers, PAGE_SIZE, Prot, ptePfn, ptePresent } from '@mmnsim/mm';
+import type { Process } from '@mmnsim/mm';
 import { setUnmapFlushMode } from '../src/internal/reclaim.js';
 import type { UnmapFlushMode } from '../src/internal/reclaim.js';
-
-/** An ideal TLB whose flushes take a scheduling point, as a shootdown waiting for IPIs does. */
-class IpiTlb extends IdealTlb {
-  constructor(private readonly sim: Simulation) {
-    super();
-  }
-  override *flushRange(mm: MmStruct, start: number, end: number, freed: boolean): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.flushRange(mm, start, end, freed);
-  }
-  override *batchFlush(): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.batchFlush();
-  }
-}
+import { IpiTlb } from './helpers.js';
 
 const PAGES = 5;
 /**

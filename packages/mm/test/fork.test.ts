@@ -2,9 +2,7 @@
 // mm/memory.c copy_present_pte / copy_present_page / copy_nonpresent_pte.
 import { describe, expect, it } from '@jest/globals';
 import { Simulation } from '@mmnsim/core';
-import type { SimEventMap, SimEventType, TaskGen } from '@mmnsim/core';
 import {
-  IdealTlb,
   Map_,
   mmPlugin,
   MmService,
@@ -16,8 +14,9 @@ import {
   pteIsSwap,
   ptePfn,
 } from '@mmnsim/mm';
-import type { MmStruct, Process } from '@mmnsim/mm';
+import type { Process } from '@mmnsim/mm';
 import { reclaimFolio } from '../src/internal/reclaim.js';
+import { IpiTlb, ofType, runOk } from './helpers.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
@@ -26,36 +25,6 @@ function setup(totalFrames = 256) {
   const sim = Simulation.create({ seed: 1, cpus: 2, plugins: [mmPlugin({ totalFrames })] });
   const svc = sim.get(MmService);
   return { sim, svc, core: svc.core };
-}
-
-/** An ideal TLB whose flushes take a scheduling point, as a shootdown waiting for IPIs does. */
-class IpiTlb extends IdealTlb {
-  constructor(private readonly sim: Simulation) {
-    super();
-  }
-  override *flushRange(mm: MmStruct, start: number, end: number, freed: boolean): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.flushRange(mm, start, end, freed);
-  }
-  override *batchFlush(): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.batchFlush();
-  }
-}
-
-function events<K extends SimEventType>(
-  sim: Simulation,
-  type: K,
-): { seq: number; data: SimEventMap[K] }[] {
-  return sim
-    .log!.events.filter((e) => e.type === type)
-    .map((e) => ({ seq: e.seq, data: e.data as unknown as SimEventMap[K] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 function writable(pte: number): boolean {
@@ -103,7 +72,7 @@ describe('fork (notifier-core.md §7 row 7: dup_mmap / copy_page_range)', () => 
     });
     runOk(sim);
     const mmId = parent.mm.id;
-    const starts = events(sim, 'mmn.invalidate_start').filter(
+    const starts = ofType(sim, 'mmn.invalidate_start').filter(
       (e) => e.data.event === 'PROTECTION_PAGE',
     );
     expect(starts).toHaveLength(1);
@@ -114,10 +83,10 @@ describe('fork (notifier-core.md §7 row 7: dup_mmap / copy_page_range)', () => 
       end: base + 4 * PAGE_SIZE,
       blockable: true,
     });
-    const end = events(sim, 'mmn.invalidate_end').find((e) => e.data.range === start.data.range)!;
+    const end = ofType(sim, 'mmn.invalidate_end').find((e) => e.data.range === start.data.range)!;
     expect(end.seq).toBeGreaterThan(start.seq);
     // Every parent PTE set that drops write lies inside the window; one per page.
-    const wrprotects = events(sim, 'mm.pte.set').filter(
+    const wrprotects = ofType(sim, 'mm.pte.set').filter(
       (e) => e.data.mm === mmId && writable(e.data.old) && !writable(e.data.pte),
     );
     expect(wrprotects).toHaveLength(4);
@@ -127,11 +96,11 @@ describe('fork (notifier-core.md §7 row 7: dup_mmap / copy_page_range)', () => 
       expect(ptePfn(w.data.pte)).toBe(ptePfn(w.data.old));
     }
     // The child's PTEs are read-only copies of the same pages.
-    const childSets = events(sim, 'mm.pte.set').filter((e) => e.data.mm === childMm);
+    const childSets = ofType(sim, 'mm.pte.set').filter((e) => e.data.mm === childMm);
     expect(childSets).toHaveLength(4);
     for (const c of childSets) expect(writable(c.data.pte)).toBe(false);
     // dup_mmap flushes the parent's TLB after the copy loop.
-    const flush = events(sim, 'mm.tlb.flush').find(
+    const flush = ofType(sim, 'mm.tlb.flush').find(
       (e) => e.data.mm === mmId && e.seq > end.seq && e.data.start <= base,
     );
     expect(flush?.data.end).toBeGreaterThanOrEqual(base + 4 * PAGE_SIZE);
@@ -265,7 +234,7 @@ describe('fork (notifier-core.md §7 row 7: dup_mmap / copy_page_range)', () => 
     runOk(sim);
     expect(r).toEqual({ before: 7, childPte: 0, child: 8, parent: 10 });
     expect(
-      events(sim, 'mmn.invalidate_start').filter((e) => e.data.event === 'PROTECTION_PAGE'),
+      ofType(sim, 'mmn.invalidate_start').filter((e) => e.data.event === 'PROTECTION_PAGE'),
     ).toEqual([]);
   });
 
@@ -313,7 +282,7 @@ describe('fork (notifier-core.md §7 row 7: dup_mmap / copy_page_range)', () => 
     expect(r.forkSawEntry).toBe(1);
     expect(r).toMatchObject({ bothNew: 1, writable: 0, mapcount: 2, parent: 600, child: 601 });
     const childMm = (child as Process | null)!.mm.id;
-    const entries = events(sim, 'mm.pte.set').filter((e) => pteIsMigration(e.data.pte));
+    const entries = ofType(sim, 'mm.pte.set').filter((e) => pteIsMigration(e.data.pte));
     // The parent's writable entry was made readable, and the child got the readable one.
     expect(
       entries.some(

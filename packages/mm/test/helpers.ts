@@ -1,7 +1,8 @@
+import { expect } from '@jest/globals';
 import { Simulation } from '@mmnsim/core';
-import type { StrategySpec } from '@mmnsim/core';
-import { mmPlugin, MmService } from '@mmnsim/mm';
-import type { Process } from '@mmnsim/mm';
+import type { SimEventMap, StrategySpec, TaskGen } from '@mmnsim/core';
+import { IdealTlb, mmPlugin, MmService } from '@mmnsim/mm';
+import type { MmStruct, Process } from '@mmnsim/mm';
 
 /** A simulation with the memory model, its service and one process. */
 export function mmSim(
@@ -28,4 +29,51 @@ export function mmSim(
   });
   const svc = sim.get(MmService);
   return { sim, svc, proc: svc.createProcess('app') };
+}
+
+/** An ideal TLB whose flushes take a scheduling point, as a shootdown waiting for IPIs does. */
+export class IpiTlb extends IdealTlb {
+  constructor(private readonly sim: Simulation) {
+    super();
+  }
+  override *flushRange(mm: MmStruct, start: number, end: number, freed: boolean): TaskGen<void> {
+    yield* this.sim.scheduler.preempt();
+    yield* super.flushRange(mm, start, end, freed);
+  }
+  override *batchFlush(): TaskGen<void> {
+    yield* this.sim.scheduler.preempt();
+    yield* super.batchFlush();
+  }
+}
+
+/** Runs the simulation and expects a clean end. */
+export function runOk(sim: Simulation): void {
+  const r = sim.run();
+  expect(r.violations).toEqual([]);
+  expect(r.reason).toBe('done');
+}
+
+/** The logged events of one type with their typed payloads. */
+export function ofType<K extends keyof SimEventMap>(
+  sim: Simulation,
+  type: K,
+): { seq: number; task: number; data: SimEventMap[K] }[] {
+  return sim
+    .log!.events.filter((e) => e.type === type)
+    .map((e) => ({ seq: e.seq, task: e.task, data: e.data as unknown as SimEventMap[K] }));
+}
+
+/** A logged event with its payload as a plain record. */
+export interface Ev {
+  seq: number;
+  time: number;
+  type: string;
+  d: Record<string, number | string | boolean | number[]>;
+}
+
+/** The logged events from index `from` on, payloads as plain records. */
+export function eventList(sim: Simulation, from = 0): Ev[] {
+  return sim
+    .log!.events.slice(from)
+    .map((e) => ({ seq: e.seq, time: e.time, type: e.type, d: e.data as Ev['d'] }));
 }

@@ -3,10 +3,8 @@
 // migration_entry_wait.
 import { describe, expect, it } from '@jest/globals';
 import { Errno, Simulation } from '@mmnsim/core';
-import type { SimEventMap, TaskGen } from '@mmnsim/core';
 import {
   Frame,
-  IdealTlb,
   Map_,
   MmService,
   MmuNotifiers,
@@ -16,26 +14,11 @@ import {
   ptePfn,
   ptePresent,
 } from '@mmnsim/mm';
-import type { MmStruct } from '@mmnsim/mm';
 import { migrateFolio } from '../src/internal/migrate.js';
+import { IpiTlb, ofType, runOk } from './helpers.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
-
-/** An ideal TLB whose flushes take a scheduling point, as a shootdown waiting for IPIs does. */
-class IpiTlb extends IdealTlb {
-  constructor(private readonly sim: Simulation) {
-    super();
-  }
-  override *flushRange(mm: MmStruct, start: number, end: number, freed: boolean): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.flushRange(mm, start, end, freed);
-  }
-  override *batchFlush(): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.batchFlush();
-  }
-}
 
 function setup(totalFrames = 256, cpus = 2) {
   const sim = Simulation.create({ seed: 1, cpus });
@@ -46,21 +29,6 @@ function setup(totalFrames = 256, cpus = 2) {
     new MmuNotifiers(sim.kernel),
   );
   return { sim, svc, core: svc.core };
-}
-
-function ofType<K extends keyof SimEventMap>(
-  sim: Simulation,
-  type: K,
-): { seq: number; task: number; data: SimEventMap[K] }[] {
-  return sim
-    .log!.events.filter((e) => e.type === type)
-    .map((e) => ({ seq: e.seq, task: e.task, data: e.data as unknown as SimEventMap[K] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 describe('migration (notifier-core.md §7 row 10: try_to_migrate / remove_migration_ptes)', () => {

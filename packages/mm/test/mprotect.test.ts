@@ -4,6 +4,7 @@ import type { TaskGen } from '@mmnsim/core';
 import { Map_, mmPlugin, MmService, PAGE_SIZE, Prot, Pte, pteFlags, ptePfn, Vm } from '@mmnsim/mm';
 import type { Process } from '@mmnsim/mm';
 import { pteIsProtNone } from '../src/internal/pte.js';
+import { eventList, runOk } from './helpers.js';
 
 // Sources: notifier-core.md §7 row 6 (change_protection → change_pud_range, PROTECTION_VMA
 // started lazily, TLB flush in tlb_finish_mmu after end); Linux mm/mprotect.c
@@ -12,28 +13,10 @@ import { pteIsProtNone } from '../src/internal/pte.js';
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
 
-interface Ev {
-  seq: number;
-  type: string;
-  d: Record<string, number | string | boolean>;
-}
-
 function setup(cpus = 1) {
   const sim = Simulation.create({ seed: 1, cpus, plugins: [mmPlugin({ totalFrames: 2048 })] });
   const svc = sim.get(MmService);
   return { sim, svc, core: svc.core, proc: svc.createProcess('app') };
-}
-
-function events(sim: Simulation, from = 0): Ev[] {
-  return sim
-    .log!.events.slice(from)
-    .map((e) => ({ seq: e.seq, type: e.type, d: e.data as Ev['d'] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 function* touch(proc: Process, addr: number, pages: number): TaskGen<void> {
@@ -164,7 +147,7 @@ describe('mprotect (notifier-core.md §7 row 6)', () => {
       expect(yield* proc.mprotect(a, 8 * PAGE_SIZE, Prot.READ)).toBe(0);
     });
     runOk(sim);
-    const evs = events(sim, from).filter((e) =>
+    const evs = eventList(sim, from).filter((e) =>
       ['mmn.invalidate_start', 'mmn.invalidate_end', 'mm.pte.set', 'mm.tlb.flush'].includes(e.type),
     );
     expect(evs.map((e) => e.type)).toEqual([
@@ -199,7 +182,7 @@ describe('mprotect (notifier-core.md §7 row 6)', () => {
       expect(yield* proc.mprotect(base, 3 * GiB, Prot.READ)).toBe(0);
     });
     runOk(sim);
-    const start = events(sim, from).find((e) => e.type === 'mmn.invalidate_start')!;
+    const start = eventList(sim, from).find((e) => e.type === 'mmn.invalidate_start')!;
     expect(start.d).toMatchObject({ start: base + 2 * GiB, end: base + 3 * GiB });
   });
 
@@ -214,7 +197,7 @@ describe('mprotect (notifier-core.md §7 row 6)', () => {
     });
     runOk(sim);
     expect(
-      events(sim, from).filter((e) => e.type.startsWith('mmn.') || e.type === 'mm.tlb.flush'),
+      eventList(sim, from).filter((e) => e.type.startsWith('mmn.') || e.type === 'mm.tlb.flush'),
     ).toEqual([]);
   });
 

@@ -14,6 +14,7 @@ import {
 } from '@mmnsim/mm';
 import type { Process } from '@mmnsim/mm';
 import { Mremap } from '../src/internal/mremap.js';
+import { eventList, runOk } from './helpers.js';
 
 // Sources: notifier-core.md §7 row 14 (move_page_tables: UNMAP on the old range, PTEs moved,
 // old range flushed inside the window, nothing freed); Linux mm/mremap.c (check_mremap_params,
@@ -23,28 +24,10 @@ const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
 const { MAYMOVE, FIXED } = Mremap;
 
-interface Ev {
-  seq: number;
-  type: string;
-  d: Record<string, number | string | boolean>;
-}
-
 function setup() {
   const sim = Simulation.create({ seed: 1, plugins: [mmPlugin({ totalFrames: 2048 })] });
   const svc = sim.get(MmService);
   return { sim, svc, core: svc.core, proc: svc.createProcess('app') };
-}
-
-function events(sim: Simulation, from = 0): Ev[] {
-  return sim
-    .log!.events.slice(from)
-    .map((e) => ({ seq: e.seq, type: e.type, d: e.data as Ev['d'] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 function* touch(proc: Process, addr: number, pages: number): TaskGen<void> {
@@ -83,7 +66,7 @@ describe('mremap (notifier-core.md §7 row 14)', () => {
       expect(core.phys.index[pfns[1]!]).toBe(v.pageIndex(n + PAGE_SIZE));
     });
     runOk(sim);
-    const evs = events(sim, from).filter((e) =>
+    const evs = eventList(sim, from).filter((e) =>
       ['mmn.invalidate_start', 'mmn.invalidate_end', 'mm.pte.set', 'mm.tlb.flush'].includes(e.type),
     );
     // The first window covers the old range; every move and the old range's flush are inside.

@@ -13,6 +13,7 @@ import {
 } from '@mmnsim/mm';
 import type { NotifierRange, Process } from '@mmnsim/mm';
 import { MAX_OOM_REAP_RETRIES, OOM_REAP_RETRY_NS } from '../src/internal/unmap.js';
+import { eventList, runOk } from './helpers.js';
 
 // Sources: notifier-core.md §4.6 and §7 row 3 (the OOM reaper's non-blocking UNMAP windows:
 // on -EAGAIN skip the VMA — no PTE change, no end); Linux mm/oom_kill.c (oom_reap_task,
@@ -37,13 +38,6 @@ class FailingNotifiers extends MmuNotifiers {
   }
 }
 
-interface Ev {
-  seq: number;
-  time: number;
-  type: string;
-  d: Record<string, number | string | boolean>;
-}
-
 function setup() {
   const sim = Simulation.create({ seed: 1, cpus: 2 });
   const notifiers = new FailingNotifiers(sim.kernel);
@@ -58,23 +52,8 @@ function setup() {
   return { sim, svc, core: svc.core, proc, notifiers };
 }
 
-function events(sim: Simulation): Ev[] {
-  return sim.log!.events.map((e) => ({
-    seq: e.seq,
-    time: e.time,
-    type: e.type,
-    d: e.data as Ev['d'],
-  }));
-}
-
 function* touch(proc: Process, addr: number, pages: number): TaskGen<void> {
   for (let i = 0; i < pages; i++) expect(yield* proc.store(addr + i * PAGE_SIZE, 1 + i)).toBe(0);
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 describe('OOM reaper (notifier-core.md §4.6, §7 row 3)', () => {
@@ -116,7 +95,7 @@ describe('OOM reaper (notifier-core.md §4.6, §7 row 3)', () => {
     // page stays in the page cache.
     expect(core.pt.pte(proc.mm, d)).toBe(PTE_NONE);
     expect(core.phys.read(lib.pageCache.get(0)!, 0)).toBe(42);
-    const evs = events(sim);
+    const evs = eventList(sim);
     const starts = evs.filter((e) => e.type === 'mmn.invalidate_start');
     const ends = evs.filter((e) => e.type === 'mmn.invalidate_end');
     const failed = starts.filter((e) => e.d.start === b);
@@ -162,7 +141,7 @@ describe('OOM reaper (notifier-core.md §4.6, §7 row 3)', () => {
     runOk(sim);
     expect(result).toBe(true);
     for (let i = 0; i < 4; i++) expect(core.pt.pte(proc.mm, b + i * PAGE_SIZE)).toBe(PTE_NONE);
-    const starts = events(sim).filter((e) => e.type === 'mmn.invalidate_start');
+    const starts = eventList(sim).filter((e) => e.type === 'mmn.invalidate_start');
     expect(starts.map((e) => e.d.result)).toEqual([-Errno.EAGAIN, -Errno.EAGAIN, 0]);
   });
 

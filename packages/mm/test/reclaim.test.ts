@@ -3,10 +3,9 @@
 // mm/rmap.c folio_referenced_one / try_to_unmap_one.
 import { describe, expect, it } from '@jest/globals';
 import { Simulation } from '@mmnsim/core';
-import type { LoggedEvent, SimEventMap, TaskGen } from '@mmnsim/core';
+import type { LoggedEvent, SimEventMap } from '@mmnsim/core';
 import {
   Frame,
-  IdealTlb,
   Map_,
   mmPlugin,
   MmService,
@@ -28,22 +27,7 @@ import {
   shrinkLru,
 } from '../src/internal/reclaim.js';
 import type { UnmapFlushMode } from '../src/internal/reclaim.js';
-import type { MmStruct } from '../src/internal/mm.js';
-
-/** An ideal TLB whose flushes take a scheduling point, as a shootdown waiting for IPIs does. */
-class IpiTlb extends IdealTlb {
-  constructor(private readonly sim: Simulation) {
-    super();
-  }
-  override *flushRange(mm: MmStruct, start: number, end: number, freed: boolean): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.flushRange(mm, start, end, freed);
-  }
-  override *batchFlush(): TaskGen<void> {
-    yield* this.sim.scheduler.preempt();
-    yield* super.batchFlush();
-  }
-}
+import { IpiTlb, ofType, runOk } from './helpers.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
@@ -52,21 +36,6 @@ function setup(totalFrames = 256, cpus = 2) {
   const sim = Simulation.create({ seed: 1, cpus, plugins: [mmPlugin({ totalFrames })] });
   const svc = sim.get(MmService);
   return { sim, svc, core: svc.core };
-}
-
-function ofType<K extends keyof SimEventMap>(
-  sim: Simulation,
-  type: K,
-): { seq: number; data: SimEventMap[K] }[] {
-  return sim
-    .log!.events.filter((e) => e.type === type)
-    .map((e) => ({ seq: e.seq, data: e.data as unknown as SimEventMap[K] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 /** A distinct value for word `w` of page `p`. */

@@ -17,6 +17,8 @@ import {
 import type { Process } from '@mmnsim/mm';
 import { mkMigrationPte, mkSwapPte } from '../src/internal/pte.js';
 import { Madv, mmgetNotZero } from '../src/internal/unmap.js';
+import { eventList, runOk } from './helpers.js';
+import type { Ev } from './helpers.js';
 
 // Sources: notifier-core.md §3.4 and §7 rows 1, 2, 4, 5; users-and-hardware.md §5.3–5.4;
 // Linux mm/vma.c (do_vmi_munmap), mm/memory.c (zap_pte_range, unmap_vmas), mm/mmap.c
@@ -24,12 +26,6 @@ import { Madv, mmgetNotZero } from '../src/internal/unmap.js';
 
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
-
-interface Ev {
-  seq: number;
-  type: string;
-  d: Record<string, number | string | boolean | number[]>;
-}
 
 function setup(opts: { gatherMaxPages?: number; cpus?: number; frames?: number } = {}) {
   const sim = Simulation.create({
@@ -44,18 +40,6 @@ function setup(opts: { gatherMaxPages?: number; cpus?: number; frames?: number }
   });
   const svc = sim.get(MmService);
   return { sim, svc, core: svc.core, proc: svc.createProcess('app') };
-}
-
-function events(sim: Simulation, from = 0): Ev[] {
-  return sim
-    .log!.events.slice(from)
-    .map((e) => ({ seq: e.seq, type: e.type, d: e.data as Ev['d'] }));
-}
-
-function runOk(sim: Simulation): void {
-  const r = sim.run();
-  expect(r.violations).toEqual([]);
-  expect(r.reason).toBe('done');
 }
 
 function* touch(proc: Process, addr: number, pages: number, base = 100): TaskGen<void> {
@@ -175,7 +159,7 @@ describe('munmap (notifier-core.md §7 row 1)', () => {
       expect(yield* proc.munmap(0x7000_0000_0000, 64 * PAGE_SIZE)).toBe(0);
     });
     runOk(sim);
-    expect(events(sim, from).filter((e) => e.type.startsWith('mmn.'))).toEqual([]);
+    expect(eventList(sim, from).filter((e) => e.type.startsWith('mmn.'))).toEqual([]);
   });
 
   it('ordering acceptance: start → clears → forced flush + free inside → end → final flush → free', () => {
@@ -190,7 +174,7 @@ describe('munmap (notifier-core.md §7 row 1)', () => {
       expect(yield* proc.munmap(a, pages * PAGE_SIZE)).toBe(0);
     });
     runOk(sim);
-    const evs = events(sim, from).filter((e) =>
+    const evs = eventList(sim, from).filter((e) =>
       [
         'mmn.invalidate_start',
         'mmn.invalidate_end',
@@ -238,7 +222,7 @@ describe('munmap (notifier-core.md §7 row 1)', () => {
     expect((after[4]!.d.pfns as number[]).length).toBe(pages - 48);
     expect((after[4]!.d.tables as number[]).length).toBe(3);
     // And over the whole log: every freed, once-mapped frame was flushed after its clear.
-    expect(checkFlushBeforeFree(events(sim))).toBe(pages);
+    expect(checkFlushBeforeFree(eventList(sim))).toBe(pages);
   });
 
   it('the UNMAP window spans several VMAs (one start, one end)', () => {
@@ -258,7 +242,7 @@ describe('munmap (notifier-core.md §7 row 1)', () => {
       expect(yield* proc.munmap(a, 6 * PAGE_SIZE)).toBe(0);
     });
     runOk(sim);
-    const win = events(sim, from).filter((e) => e.type.startsWith('mmn.invalidate'));
+    const win = eventList(sim, from).filter((e) => e.type.startsWith('mmn.invalidate'));
     expect(win.map((e) => [e.type, e.d.event, e.d.start, e.d.end])).toEqual([
       ['mmn.invalidate_start', 'UNMAP', a, a + 6 * PAGE_SIZE],
       ['mmn.invalidate_end', 'UNMAP', a, a + 6 * PAGE_SIZE],
@@ -310,7 +294,7 @@ describe('munmap (notifier-core.md §7 row 1)', () => {
       faultSeq = sim.log!.length;
     });
     runOk(sim);
-    const evs = events(sim);
+    const evs = eventList(sim);
     const start = evs.find((e) => e.type === 'mmn.invalidate_start' && e.d.event === 'UNMAP')!;
     const end = evs.find((e) => e.type === 'mmn.invalidate_end' && e.d.event === 'UNMAP')!;
     expect(faultSeq).toBeGreaterThan(start.seq);
@@ -352,7 +336,7 @@ describe('exit_mmap and the mm lifetime (notifier-core.md §3.4, §7 row 2)', ()
       expect(mmgetNotZero(proc.mm)).toBe(false);
     });
     runOk(sim);
-    const evs = events(sim, from);
+    const evs = eventList(sim, from);
     const release = evs.findIndex((e) => e.type === 'mmn.release');
     const firstClear = evs.findIndex((e) => e.type === 'mm.pte.set');
     const firstFree = evs.findIndex((e) => e.type === 'mm.frame.free');
@@ -370,7 +354,7 @@ describe('exit_mmap and the mm lifetime (notifier-core.md §3.4, §7 row 2)', ()
     expect(core.mms.has(proc.mm.id)).toBe(false);
     // Every frame came back, the PGD included.
     expect(core.phys.freeFrames).toBe(free0 + 1);
-    expect(checkFlushBeforeFree(events(sim))).toBe(8);
+    expect(checkFlushBeforeFree(eventList(sim))).toBe(8);
   });
 
   it('mmput of one of several users does not tear down; the last one does', () => {
@@ -414,12 +398,12 @@ describe('madvise (notifier-core.md §7 rows 4 and 5)', () => {
       expect(yield* proc.load(a)).toBe(5);
     });
     runOk(sim);
-    const win = events(sim, from).filter((e) => e.type.startsWith('mmn.invalidate'));
+    const win = eventList(sim, from).filter((e) => e.type.startsWith('mmn.invalidate'));
     expect(win.slice(0, 2).map((e) => [e.type, e.d.event, e.d.start, e.d.end])).toEqual([
       ['mmn.invalidate_start', 'CLEAR', a, a + 4 * PAGE_SIZE],
       ['mmn.invalidate_end', 'CLEAR', a, a + 4 * PAGE_SIZE],
     ]);
-    expect(checkFlushBeforeFree(events(sim))).toBe(4);
+    expect(checkFlushBeforeFree(eventList(sim))).toBe(4);
   });
 
   it('MADV_DONTNEED on a private file mapping drops the COW copy: the file content is read again', () => {
@@ -522,7 +506,7 @@ describe('madvise (notifier-core.md §7 rows 4 and 5)', () => {
       });
     }
     runOk(sim);
-    const evs = events(sim, from);
+    const evs = eventList(sim, from);
     const starts = evs.filter((e) => e.type === 'mmn.invalidate_start');
     const ends = evs.filter((e) => e.type === 'mmn.invalidate_end');
     expect(starts.length).toBe(2);
