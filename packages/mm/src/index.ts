@@ -13,7 +13,8 @@ import type { Plugin } from '@mmnsim/core';
 import { ContainerModule } from 'inversify';
 import { z } from 'zod';
 import type { MmConfig } from './internal/core.js';
-import { MmuNotifiers } from './internal/notifier.js';
+import { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
+import type { MmuNotifiers } from './internal/notifier.js';
 import { MmService } from './internal/service.js';
 import { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 
@@ -38,7 +39,10 @@ export type MmOptions = z.output<typeof MmOptionsSchema>;
 /** Token of the `mm` plugin's validated options in the simulation container. */
 export const MmOptions = serviceId<MmOptions>('@mmnsim/mm:MmOptions');
 
-/** Token under which the notifier entry points are bound (the notifier subsystem rebinds it). */
+/**
+ * Token of the MMU notifier entry points; bound to the {@link MmuNotifierSubsystem} (drivers get
+ * it with `sim.get(MmuNotifiersId) as MmuNotifierSubsystem`, or simply `sim.get(MmuNotifierSubsystem)`).
+ */
 export const MmuNotifiersId = serviceId<MmuNotifiers>('@mmnsim/mm:MmuNotifiers');
 
 const mmPluginFactory = definePlugin({
@@ -51,8 +55,9 @@ const mmPluginFactory = definePlugin({
       .toResolvedValue(() => new IdealTlb())
       .inSingletonScope();
     bind(MmuNotifiersId)
-      .toResolvedValue((k: Kernel) => new MmuNotifiers(k), [Kernel])
+      .toResolvedValue((k: Kernel) => new MmuNotifierSubsystem(k), [Kernel])
       .inSingletonScope();
+    bind(MmuNotifierSubsystem).toService(MmuNotifiersId);
     bind(MmService)
       .toResolvedValue(
         (k: Kernel, o: MmConfig, t: TlbFlushProvider, n: MmuNotifiers) => new MmService(k, o, t, n),
@@ -147,6 +152,11 @@ export {
 } from './internal/unmap.js';
 export { MmuGather, GATHER_BATCH } from './internal/gather.js';
 export { MmStruct } from './internal/mm.js';
+export { MmuNotifierSubscriptions } from './internal/mmn/subscriptions.js';
+export type { ItreeState } from './internal/mmn/subscriptions.js';
+export { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
+export { MmuIntervalNotifier, MmuNotifier } from './internal/mmn/types.js';
+export type { MmuIntervalNotifierOps, MmuNotifierOps } from './internal/mmn/types.js';
 export {
   MMU_NOTIFIER_RANGE_BLOCKABLE,
   MMU_NOTIFY_EVENTS,

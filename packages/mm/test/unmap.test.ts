@@ -13,10 +13,12 @@ import {
   pteFlags,
   ptePfn,
   TASK_SIZE,
+  MmuNotifier,
+  MmuNotifierSubsystem,
 } from '@mmnsim/mm';
 import type { Process } from '@mmnsim/mm';
 import { mkMigrationPte, mkSwapPte } from '../src/internal/pte.js';
-import { Madv, mmgetNotZero } from '../src/internal/unmap.js';
+import { Madv, mmdrop, mmgetNotZero } from '../src/internal/unmap.js';
 import { eventList, runOk } from './helpers.js';
 import type { Ev } from './helpers.js';
 
@@ -369,11 +371,14 @@ describe('exit_mmap and the mm lifetime (notifier-core.md §3.4, §7 row 2)', ()
     runOk(sim);
   });
 
-  it('freeing an mm whose notifier list still has subscribers is a kernel BUG', () => {
-    const { sim, proc } = setup();
+  it('freeing an mm whose notifier list still has subscribers is a kernel BUG (invariant 7)', () => {
+    const { sim, proc, core } = setup();
+    const mmn = sim.get(MmuNotifierSubsystem);
     sim.spawn('app', 0, function* () {
-      proc.mm.notifierSubscriptions = { list: ['stale subscriber'] };
-      yield* proc.exit();
+      expect(yield* mmn.register(new MmuNotifier({ name: 'leaky' }), proc.mm)).toBe(0);
+      // A buggy driver drops mm_count references it does not own while still registered.
+      mmdrop(core, proc.mm);
+      mmdrop(core, proc.mm);
     });
     const r = sim.run();
     expect(r.violations.map((v) => v.kind)).toEqual(['bug']);

@@ -69,6 +69,7 @@ export class MmCore {
     this.phys = new PhysMem(kernel, options.totalFrames);
     this.pt = new PageTables(this);
     tlb.attach(this);
+    notifiers.attach(this);
   }
 
   /** Creates an empty mm (`mm_alloc`): no VMAs, a fresh top-level table. */

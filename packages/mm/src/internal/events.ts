@@ -220,6 +220,171 @@ declare module '@mmnsim/core' {
       /** Exclusive range end. */
       end: number;
     };
+    /** A classic subscription was registered, or an mm switched to interval mode (`sub` 0). */
+    'mmn.register': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id (0 for the interval-mode switch). */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+      /** `'list'` or `'itree'`. */
+      kind: string;
+    };
+    /** `mmu_notifier_unregister` returned. */
+    'mmn.unregister': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+      /** Always `'list'`. */
+      kind: string;
+    };
+    /** `mmu_notifier_get` found an existing subscription. */
+    'mmn.get': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** Users after the get. */
+      users: number;
+    };
+    /** `mmu_notifier_put` dropped a user. */
+    'mmn.put': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** Users after the put. */
+      users: number;
+    };
+    /** The SRCU callback of the last put ran `free_notifier`. */
+    'mmn.free': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+    };
+    /** A subscriber callback returned. */
+    'mmn.callback': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+      /** `'invalidate'` (interval), `'invalidate_range_start'`, `'invalidate_range_end'`, `'release'`. */
+      op: string;
+      /** The range's identity (0 for release). */
+      range: number;
+      /** `cur_seq` for interval invalidates, else 0. */
+      seq: number;
+      /** The result (1/0 for interval invalidate, the errno for start). */
+      result: number;
+    };
+    /** The interval machinery's counters changed. */
+    'mmn.itree.state': {
+      /** The mm id. */
+      mm: number;
+      /** `invalidate_seq`. */
+      seq: number;
+      /** `active_invalidate_ranges`. */
+      active: number;
+      /** `'idle'`, `'partial'` or `'full'`. */
+      state: string;
+    };
+    /** An interval subscription was inserted (or queued for insertion). */
+    'mmn.interval.insert': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+      /** First address. */
+      start: number;
+      /** Last address (inclusive). */
+      last: number;
+      /** The subscription's initial seq. */
+      seq: number;
+      /** True if the insert was deferred (tree frozen). */
+      deferred: boolean;
+    };
+    /** An interval subscription was removed (or its removal deferred). */
+    'mmn.interval.remove': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The ops' name. */
+      name: string;
+      /** True if the removal waits for the Full period to end. */
+      deferred: boolean;
+    };
+    /** A deferred insert or remove was applied at the end of a Full period. */
+    'mmn.deferred.apply': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** `'insert'` or `'remove'`. */
+      op: string;
+    };
+    /** `mmu_interval_read_begin` returned. */
+    'mmn.read_begin': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The sequence returned. */
+      seq: number;
+      /** True if it slept first. */
+      waited: boolean;
+    };
+    /** `mmu_interval_read_retry` was evaluated. */
+    'mmn.read_retry': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The sequence from read_begin. */
+      seq: number;
+      /** True: a collision, retry. */
+      retry: boolean;
+    };
+    /** `mmu_interval_set_seq` was called. */
+    'mmn.set_seq': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The (odd) sequence stored. */
+      seq: number;
+    };
+    /** A task sleeps until the Full period ends. */
+    'mmn.wait': {
+      /** The mm id. */
+      mm: number;
+      /** Subscription id. */
+      sub: number;
+      /** The sequence it waits to change. */
+      seq: number;
+      /** `'read_begin'` or `'remove'`. */
+      why: string;
+    };
+    /** The end of a Full period woke sleepers. */
+    'mmn.wake': {
+      /** The mm id. */
+      mm: number;
+      /** The new (even) sequence. */
+      seq: number;
+      /** How many were woken. */
+      woken: number;
+    };
   }
 }
 

@@ -1,5 +1,6 @@
 import { MMU_NOTIFIER_START_MAP } from '@mmnsim/core';
 import type { Kernel, TaskGen } from '@mmnsim/core';
+import type { MmCore } from './core.js';
 import type { MmStruct } from './mm.js';
 
 /** `enum mmu_notifier_event`, in declaration order. */
@@ -68,9 +69,16 @@ export class NotifierRange {
  */
 export class MmuNotifiers {
   private nextRangeId = 1;
+  /** The memory model, once attached. */
+  protected mmCore: MmCore | null = null;
 
   /** @param kernel the kernel services. */
   constructor(protected readonly kernel: Kernel) {}
+
+  /** Called once by the memory model when it starts. */
+  attach(core: MmCore): void {
+    this.mmCore = core;
+  }
 
   /** `mm_has_notifiers`. */
   hasNotifiers(mm: MmStruct): boolean {
@@ -113,14 +121,15 @@ export class MmuNotifiers {
     return r;
   }
 
-  /** The end wrapper, inside the lockdep map. @see mmu_notifier_invalidate_range_end */
+  /**
+   * The end wrapper: `might_sleep` only for a blockable range; the subscriptions' end pass runs
+   * inside the lockdep map (taken by `__mmu_notifier_invalidate_range_end`).
+   * @see mmu_notifier_invalidate_range_end
+   */
   *invalidateRangeEnd(range: NotifierRange): TaskGen<void> {
     const k = this.kernel;
     if (range.blockable) k.mightSleep('mmu_notifier_invalidate_range_end');
-    const map = k.lockdep.map(MMU_NOTIFIER_START_MAP);
-    map.acquire();
     if (this.hasNotifiers(range.mm)) yield* this.__invalidateRangeEnd(range);
-    map.release();
     const bus = k.bus;
     if (bus.wants('mmn.invalidate_end')) {
       bus.emit('mmn.invalidate_end', {

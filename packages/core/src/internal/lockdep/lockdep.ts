@@ -233,6 +233,8 @@ export class Lockdep {
    * Records that the current task is acquiring `instance` of class `cls`. Call it before
    * waiting for the lock, so an ordering that deadlocks is reported even in the run where it
    * does. Returns the held-lock entry (set its `seq` once the acquisition event is emitted).
+   * `nestLock` is the kernel's `nest_lock` annotation (`down_write_nest_lock`): while that lock
+   * is held, taking several locks of one class is not recursive locking.
    *
    * @see lock_acquire
    */
@@ -240,7 +242,7 @@ export class Lockdep {
     instance: object,
     cls: LockClass,
     mode: LockMode,
-    options?: { trylock?: boolean },
+    options?: { trylock?: boolean; nestLock?: object },
   ): HeldLock | null {
     if (!this.enabled) return null;
     const task = this.sched.current;
@@ -250,7 +252,18 @@ export class Lockdep {
       this.heldByTask[task.id] = stack;
     }
     const trylock = options?.trylock === true;
-    if (!trylock) this.checkNew(task, stack, cls, mode);
+    const nested =
+      options?.nestLock !== undefined && stack.some((h) => h.instance === options.nestLock);
+    if (options?.nestLock !== undefined && !nested) {
+      this.report(
+        'lockdep-nest-lock-not-held',
+        `WARNING: ${task.toString()} acquires ${cls.toString()} with a nest lock it does not hold`,
+      );
+    }
+    // Under a held nest lock, more locks of one class are fine (lock_acquire's nest_lock): the
+    // nest lock serialises them, so no recursion report and no new dependency.
+    if (!trylock && !(nested && stack.some((h) => h.cls === cls)))
+      this.checkNew(task, stack, cls, mode);
     const entry: HeldLock = { instance, cls, mode, trylock, step: this.state.step, seq: -1 };
     stack.push(entry);
     return entry;

@@ -87,6 +87,21 @@ export class RwSemaphore {
     noteAcquired(k, this.name, held);
   }
 
+  /**
+   * Acquires for write under a held `nest` lock (`down_write_nest_lock`): lockdep accepts
+   * several locks of this class while `nest` is held (as `mm_take_all_locks` does under
+   * `mmap_lock`).
+   */
+  *downWriteNestLock(nest: object): TaskGen<void> {
+    const k = this.kernel;
+    k.mightSleep(`down_write_nest_lock(${this.name})`);
+    const me = k.scheduler.current;
+    const held = k.lockdep.acquire(this, this.cls, 'write', { nestLock: nest });
+    if (this.core.writeFree()) this.core.writer = me;
+    else yield* this.waitGrant(me, true);
+    noteAcquired(k, this.name, held);
+  }
+
   private *waitGrant(me: Task, write: boolean): TaskGen<void> {
     const owner = this.core.holders()[0];
     noteContended(this.kernel, this.name, owner?.id ?? -1);
