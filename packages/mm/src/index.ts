@@ -165,6 +165,8 @@ export {
 } from './internal/notifier.js';
 export type { MmuNotifierEvent } from './internal/notifier.js';
 export { PageTables } from './internal/pagetable.js';
+export { SecondaryMmuContribution, SecondaryMmuEvents } from './internal/secondary.js';
+export type { SecondaryMapping, SecondaryMmu, SecondaryMmuKind } from './internal/secondary.js';
 export type { PteSlot } from './internal/pagetable.js';
 export { Frame, PhysMem } from './internal/physmem.js';
 export type { FrameKind } from './internal/physmem.js';

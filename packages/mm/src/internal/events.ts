@@ -385,6 +385,45 @@ declare module '@mmnsim/core' {
       /** How many were woken. */
       woken: number;
     };
+    /** A secondary MMU created a translation. */
+    'smmu.map': {
+      /** The secondary MMU's name. */
+      mmu: string;
+      /** The mm id. */
+      mm: number;
+      /** Virtual address. */
+      va: number;
+      /** Frame. */
+      pfn: number;
+      /** Frame generation when mapped. */
+      gen: number;
+      /** Writable translation. */
+      writable: boolean;
+    };
+    /** A secondary MMU removed a translation. */
+    'smmu.unmap': {
+      /** The secondary MMU's name. */
+      mmu: string;
+      /** The mm id. */
+      mm: number;
+      /** Virtual address. */
+      va: number;
+    };
+    /** A device accessed memory through a secondary translation. */
+    'smmu.access': {
+      /** The secondary MMU's name. */
+      mmu: string;
+      /** The mm id. */
+      mm: number;
+      /** Virtual address. */
+      va: number;
+      /** Frame reached. */
+      pfn: number;
+      /** Frame generation the translation was made with. */
+      gen: number;
+      /** True for a write. */
+      write: boolean;
+    };
   }
 }
 
