@@ -7,6 +7,7 @@ import { benchCore } from './core.js';
 import { benchItree } from './itree.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
+import { benchMmn } from './mmn.js';
 import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
 import type { Metric } from './metric.js';
@@ -18,6 +19,7 @@ const suites: Record<string, () => Metric[]> = {
   srcu: benchSrcu,
   mm: benchMm,
   munmap: benchMunmap,
+  mmn: benchMmn,
 };
 
 const only = process.argv.slice(2);

@@ -152,6 +152,17 @@ export {
 } from './internal/unmap.js';
 export { MmuGather, GATHER_BATCH } from './internal/gather.js';
 export { MmStruct } from './internal/mm.js';
+export {
+  NotifierLifetimeOracle,
+  NotifierPairingOracle,
+  notifierOracles,
+  SecondaryMmuOracle,
+} from './internal/mmn/oracles.js';
+export type {
+  NotifierPairingOptions,
+  SecondaryInterval,
+  SecondaryMmuOracleOptions,
+} from './internal/mmn/oracles.js';
 export { MmuNotifierSubscriptions } from './internal/mmn/subscriptions.js';
 export type { ItreeState } from './internal/mmn/subscriptions.js';
 export { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';

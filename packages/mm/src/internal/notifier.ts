@@ -95,6 +95,7 @@ export class MmuNotifiers {
   *invalidateRangeStart(range: NotifierRange): TaskGen<number> {
     const k = this.kernel;
     k.mightSleep('mmu_notifier_invalidate_range_start');
+    this.identify(range);
     range.flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
     const map = k.lockdep.map(MMU_NOTIFIER_START_MAP);
     map.acquire();
@@ -112,6 +113,7 @@ export class MmuNotifiers {
    */
   *invalidateRangeStartNonblock(range: NotifierRange): TaskGen<number> {
     const k = this.kernel;
+    this.identify(range);
     range.flags &= ~MMU_NOTIFIER_RANGE_BLOCKABLE;
     const map = k.lockdep.map(MMU_NOTIFIER_START_MAP);
     map.acquire();
@@ -209,8 +211,12 @@ export class MmuNotifiers {
   /** `__mmu_notifier_arch_invalidate_secondary_tlbs`. */
   protected __archInvalidateSecondaryTlbs(_mm: MmStruct, _start: number, _end: number): void {}
 
-  private emitStart(range: NotifierRange, result: number): void {
+  /** Gives `range` its identity before any callback sees it, so callback events pair with the window. */
+  private identify(range: NotifierRange): void {
     if (range.id === 0) range.id = this.nextRangeId++;
+  }
+
+  private emitStart(range: NotifierRange, result: number): void {
     const bus = this.kernel.bus;
     if (bus.wants('mmn.invalidate_start')) {
       bus.emit('mmn.invalidate_start', {

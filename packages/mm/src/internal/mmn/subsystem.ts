@@ -21,6 +21,10 @@ import type { MmuIntervalNotifierOps, MmuNotifierOps } from './types.js';
 interface Invocation {
   readonly sub: MmuIntervalNotifier;
   setSeq: boolean;
+  /** Locks the task held when the callback was entered (the caller's, such as mmap_lock). */
+  readonly held: number;
+  /** The task running the callback. */
+  readonly tid: number;
 }
 
 /**
@@ -180,7 +184,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     if (sub.hashed) {
       const idx = this.srcu.readLock();
       if (sub.ops.release !== undefined)
-        yield* this.callList(sub, 'release', () => sub.ops.release!(sub, mm));
+        yield* this.callList(sub, 'release', sub.ops.release(sub, mm));
       this.srcu.readUnlock(idx);
       this.unlink(sub);
     }
@@ -295,6 +299,13 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     length: number,
     ops?: MmuIntervalNotifierOps,
   ): TaskGen<number> {
+    if (this.kernel.lockdep.enabled && mm.mmapLock.heldByCurrent()) {
+      // might_lock(&mm->mmap_lock): lockdep flags it even when the lock is not needed.
+      this.kernel.report(
+        'mmn-insert-mmap-locked',
+        `might_lock: mmu_interval_notifier_insert on ${mm.toString()} with mmap_lock already held; use mmu_interval_notifier_insert_locked (invariant 41)`,
+      );
+    }
     const subs = this.subscriptions(mm);
     if (subs === null || !subs.hasItree) {
       yield* mm.mmapLock.downWrite();
@@ -483,18 +494,33 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   setSeq(sub: MmuIntervalNotifier, curSeq: number): void {
     const stack = this.invocations[this.kernel.scheduler.current.id];
     const inv = stack?.[stack.length - 1];
-    if (inv !== undefined && inv.sub === sub) inv.setSeq = true;
+    const mine = inv !== undefined && inv.sub === sub;
+    if (mine) inv.setSeq = true;
     if (this.kernel.lockdep.enabled) {
-      const held = this.kernel.lockdep.held().map((h) => h.instance);
-      if (held.length === 0) {
+      // Only locks the callback took count: the caller's (mmap_lock, rmap locks) guard nothing
+      // the driver's read_retry could hold.
+      const all = this.kernel.lockdep.held();
+      const from = mine ? inv.held : 0;
+      if (all.length <= from) {
         this.kernel.report(
           'mmn-set-seq-unlocked',
-          `mmu_interval_set_seq(${sub.ops.name}) with no lock held: it must be under the driver lock that guards read_retry (invariant 39)`,
+          `mmu_interval_set_seq(${sub.ops.name}) with no lock of the driver held: it must be under the driver lock that guards read_retry (invariant 39)`,
         );
-      } else this.seqLocks.set(sub, held);
+      } else {
+        const prev = this.seqLocks.get(sub);
+        let same = prev !== undefined && prev.length === all.length - from;
+        for (let i = from; same && i < all.length; i++) same = prev![i - from] === all[i]!.instance;
+        if (!same)
+          this.seqLocks.set(
+            sub,
+            all.slice(from).map((h) => h.instance),
+          );
+      }
     }
     sub.seq = curSeq;
-    this.emit('mmn.set_seq', { mm: sub.mm?.id ?? 0, sub: sub.id, seq: curSeq });
+    const bus = this.kernel.bus;
+    if (bus.wants('mmn.set_seq'))
+      bus.emit('mmn.set_seq', { mm: sub.mm?.id ?? 0, sub: sub.id, seq: curSeq });
   }
 
   // --- the passes behind the entry points ---------------------------------------------------
@@ -508,7 +534,9 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     }
     if (subs.list.length > 0) {
       const r = yield* this.listStart(subs, range);
-      if (r !== 0 && subs.hasItree) {
+      // Only a non-blockable start leaves the interval part behind: after a blockable one the
+      // caller ignores the result and calls end as usual (the WARN above is all there is).
+      if (r !== 0 && subs.hasItree && !range.blockable) {
         this.kernel.report(
           'mmn-asymmetric-failure',
           `the list pass of a non-blockable start on ${range.mm.toString()} failed with ${r} after the interval pass succeeded: nothing undoes the interval part, active_invalidate_ranges stays ${subs.activeInvalidateRanges} and state ${subs.state} (notifier-core.md §4.6)`,
@@ -528,14 +556,18 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     if (subs.hasItree) this.invEnd(subs);
     if (subs.list.length > 0) {
       const idx = this.srcu.readLock();
-      for (const sub of [...subs.list]) {
+      const walk = subs.list.slice();
+      const tell = this.kernel.bus.wants('mmn.callback');
+      for (let i = 0; i < walk.length; i++) {
+        const sub = walk[i]!;
         if (sub.ops.invalidateRangeEnd === undefined) continue;
-        yield* this.callList(
-          sub,
-          'invalidate_range_end',
-          () => sub.ops.invalidateRangeEnd!(sub, range),
-          range,
-        );
+        const tid = this.enterList(sub, 'invalidate_range_end', range);
+        try {
+          yield* sub.ops.invalidateRangeEnd(sub, range);
+        } finally {
+          this.leaveList(tid, range);
+        }
+        if (tell) this.emitCallback(sub, 'invalidate_range_end', range, 0, 0);
       }
       this.srcu.readUnlock(idx);
     }
@@ -552,7 +584,21 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     this.emitState(subs);
     for (; node !== undefined; node = subs.itree.iterNext(node, range.start, last)) {
       const sub = node.value;
-      const ok = yield* this.callInterval(sub, range, curSeq);
+      // The callback runs with no core lock held; set_seq and remove look at `inv`.
+      const inv = this.enterInterval(sub);
+      let ok: boolean;
+      try {
+        ok = yield* sub.ops.invalidate(sub, range, curSeq);
+      } finally {
+        this.leaveInterval(inv);
+      }
+      this.emitCallback(sub, 'invalidate', range, curSeq, ok ? 1 : 0);
+      if (ok && sub.usesRetry && !inv.setSeq) {
+        this.kernel.report(
+          'mmn-set-seq-missing',
+          `${sub.ops.name} invalidate returned without calling mmu_interval_set_seq, yet the driver uses read_begin/read_retry (invariant 39)`,
+        );
+      }
       if (!ok) {
         if (range.blockable) {
           this.kernel.report(
@@ -568,39 +614,21 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     return 0;
   }
 
-  private *callInterval(
-    sub: MmuIntervalNotifier,
-    range: NotifierRange,
-    curSeq: number,
-  ): TaskGen<boolean> {
+  /** Enters an interval callback of the running task (for set_seq and the from-callback checks). */
+  private enterInterval(sub: MmuIntervalNotifier): Invocation {
     const tid = this.kernel.scheduler.current.id;
     const stack = (this.invocations[tid] ??= []);
-    const inv: Invocation = { sub, setSeq: false };
+    const ld = this.kernel.lockdep;
+    const inv: Invocation = { sub, setSeq: false, held: ld.enabled ? ld.held().length : 0, tid };
     stack.push(inv);
     this.callbackDepth[tid] = (this.callbackDepth[tid] ?? 0) + 1;
-    let ok: boolean;
-    try {
-      ok = yield* sub.ops.invalidate(sub, range, curSeq);
-    } finally {
-      this.callbackDepth[tid]--;
-      stack.pop();
-    }
-    this.emit('mmn.callback', {
-      mm: range.mm.id,
-      sub: sub.id,
-      name: sub.ops.name,
-      op: 'invalidate',
-      range: range.id,
-      seq: curSeq,
-      result: ok ? 1 : 0,
-    });
-    if (ok && sub.usesRetry && !inv.setSeq) {
-      this.kernel.report(
-        'mmn-set-seq-missing',
-        `${sub.ops.name} invalidate returned without calling mmu_interval_set_seq, yet the driver uses read_begin/read_retry (invariant 39)`,
-      );
-    }
-    return ok;
+    return inv;
+  }
+
+  /** Leaves the interval callback entered by `enterInterval`. */
+  private leaveInterval(inv: Invocation): void {
+    this.callbackDepth[inv.tid]!--;
+    this.invocations[inv.tid]!.pop();
   }
 
   /** `mn_itree_inv_end`: A--, and at the end of the Full period S++, the deferred list, wake-all. */
@@ -632,15 +660,19 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private *listStart(subs: MmuNotifierSubscriptions, range: NotifierRange): TaskGen<number> {
     const idx = this.srcu.readLock();
     let ret = 0;
-    const walk = [...subs.list];
-    for (const sub of walk) {
+    const walk = subs.list.slice();
+    const tell = this.kernel.bus.wants('mmn.callback');
+    for (let i = 0; i < walk.length; i++) {
+      const sub = walk[i]!;
       if (sub.ops.invalidateRangeStart === undefined) continue;
-      const r = yield* this.callList(
-        sub,
-        'invalidate_range_start',
-        () => sub.ops.invalidateRangeStart!(sub, range),
-        range,
-      );
+      const tid = this.enterList(sub, 'invalidate_range_start', range);
+      let r: number;
+      try {
+        r = yield* sub.ops.invalidateRangeStart(sub, range);
+      } finally {
+        this.leaveList(tid, range);
+      }
+      if (tell) this.emitCallback(sub, 'invalidate_range_start', range, 0, r);
       if (r !== 0) {
         if (range.blockable || r !== -Errno.EAGAIN) {
           this.kernel.report(
@@ -663,7 +695,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
         yield* this.callList(
           sub,
           'invalidate_range_end',
-          () => sub.ops.invalidateRangeEnd!(sub, range),
+          sub.ops.invalidateRangeEnd(sub, range),
           range,
         );
       }
@@ -676,31 +708,54 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private *callList<R>(
     sub: MmuNotifier,
     op: string,
-    call: () => TaskGen<R>,
+    call: TaskGen<R>,
     range?: NotifierRange,
   ): TaskGen<R> {
-    const sched = this.kernel.scheduler;
-    const tid = sched.current.id;
-    const nonBlock = range !== undefined && !range.blockable;
-    this.callbackDepth[tid] = (this.callbackDepth[tid] ?? 0) + 1;
-    if (nonBlock) this.kernel.nonBlockStart(`non-blockable ${op} of ${sub.ops.name}`);
+    const tid = this.enterList(sub, op, range);
     let r: R;
     try {
-      r = yield* call();
+      r = yield* call;
     } finally {
-      if (nonBlock) this.kernel.nonBlockEnd();
-      this.callbackDepth[tid]--;
+      this.leaveList(tid, range);
     }
-    this.emit('mmn.callback', {
+    this.emitCallback(sub, op, range, 0, typeof r === 'number' ? r : 0);
+    return r;
+  }
+
+  /** Enters a list callback: counted for the from-callback checks, `non_block_start` if needed. */
+  private enterList(sub: MmuNotifier, op: string, range?: NotifierRange): number {
+    const tid = this.kernel.scheduler.current.id;
+    this.callbackDepth[tid] = (this.callbackDepth[tid] ?? 0) + 1;
+    if (range !== undefined && !range.blockable)
+      this.kernel.nonBlockStart(`non-blockable ${op} of ${sub.ops.name}`);
+    return tid;
+  }
+
+  /** Leaves the list callback entered by `enterList`. */
+  private leaveList(tid: number, range?: NotifierRange): void {
+    if (range !== undefined && !range.blockable) this.kernel.nonBlockEnd();
+    this.callbackDepth[tid]!--;
+  }
+
+  /** `mmn.callback`, built only when someone listens. */
+  private emitCallback(
+    sub: MmuNotifier | MmuIntervalNotifier,
+    op: string,
+    range: NotifierRange | undefined,
+    seq: number,
+    result: number,
+  ): void {
+    const bus = this.kernel.bus;
+    if (!bus.wants('mmn.callback')) return;
+    bus.emit('mmn.callback', {
       mm: sub.mm?.id ?? 0,
       sub: sub.id,
       name: sub.ops.name,
       op,
       range: range?.id ?? 0,
-      seq: 0,
-      result: typeof r === 'number' ? r : 0,
+      seq,
+      result,
     });
-    return r;
   }
 
   /** The young ops: OR over the list, or the first non-zero result for `test_young`. */
@@ -764,7 +819,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
       const idx = this.srcu.readLock();
       for (const sub of [...subs.list]) {
         if (sub.ops.release !== undefined)
-          yield* this.callList(sub, 'release', () => sub.ops.release!(sub, mm));
+          yield* this.callList(sub, 'release', sub.ops.release(sub, mm));
       }
       for (const sub of subs.list.splice(0)) sub.hashed = false;
       this.srcu.readUnlock(idx);
