@@ -9,7 +9,9 @@ import {
   Map_,
   mmPlugin,
   MmService,
+  MmuNotifier,
   MmuNotifiers,
+  MmuNotifierSubsystem,
   PAGE_SIZE,
   Prot,
   Pte,
@@ -19,6 +21,7 @@ import {
   ptePfn,
   ptePresent,
 } from '@mmnsim/mm';
+import type { Process } from '@mmnsim/mm';
 import { pteWithFlags } from '../src/internal/pte.js';
 import {
   folioReferenced,
@@ -339,5 +342,61 @@ describe('reclaim (notifier-core.md §7 row 9: try_to_unmap; row 21: aging)', ()
     expect(proc.siginfo).toBeNull();
     expect(ofType(sim, 'mm.swap.out').length).toBeGreaterThan(N);
     expect(core.phys.freeFrames).toBeLessThan(48);
+  });
+});
+
+describe('the swap-cache reference of a slot under reclaim (SWAP_HAS_CACHE)', () => {
+  it('a slot outlives the zap of every swap PTE while reclaim still holds the folio', () => {
+    const { core } = setup();
+    const swap = core.swap;
+    const slot = swap.beginWriteback(5);
+    swap.dup(slot); // the first mapping's swap PTE
+    swap.free(slot); // that PTE is zapped by a concurrent munmap
+    expect(swap.users(slot)).toBe(0);
+    swap.dup(slot); // reclaim goes on with the next mapping: still valid
+    swap.endWriteback(slot, 5, [0, 7]);
+    expect(swap.load(slot)).toEqual([0, 7]);
+    swap.free(slot);
+    expect(swap.used).toBe(0);
+  });
+
+  it('reclaiming a forked page while the parent munmaps its swap entry keeps the child correct', () => {
+    // The reclaimer unmaps the parent's PTE first; the child's CLEAR window then stalls in a
+    // sleeping subscriber, the parent munmaps (zapping its swap entry), and reclaim goes on with
+    // the child's mapping (found by the invariant-5 exploration in mmn-classic.test.ts).
+    const { sim, svc, core } = setup(256, 3);
+    const mmn = sim.get(MmuNotifierSubsystem);
+    const parent = svc.createProcess('parent');
+    let child: Process | null = null;
+    let addr = 0;
+    let childValue = -1;
+    sim.spawn('parent', 0, function* () {
+      addr = yield* parent.mmap(0, PAGE_SIZE, RW, ANON);
+      yield* parent.store(addr, 77);
+      const c = yield* parent.fork('child');
+      if (typeof c === 'number') throw new Error('fork failed');
+      child = c;
+      const sleepy = new MmuNotifier({
+        name: 'sleepy',
+        *invalidateRangeStart() {
+          yield* sim.scheduler.sleepFor(1_000_000);
+          return 0;
+        },
+      });
+      expect(yield* mmn.register(sleepy, c.mm)).toBe(0);
+      const pfn = ptePfn(core.pt.pte(parent.mm, addr));
+      sim.spawn('kswapd', 1, function* () {
+        yield* reclaimFolio(core, pfn);
+      });
+      yield* sim.scheduler.sleepFor(500_000); // reclaim is now inside the child's window
+      yield* parent.munmap(addr, PAGE_SIZE);
+      sim.spawn('child', 2, function* () {
+        yield* sim.scheduler.sleepFor(5_000_000);
+        childValue = yield* c.load(addr);
+      });
+    });
+    runOk(sim);
+    expect(child).not.toBeNull();
+    expect(childValue).toBe(77);
   });
 });

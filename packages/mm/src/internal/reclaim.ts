@@ -185,7 +185,7 @@ function* unmapOne(
       // Clean and unused: discard, no swap.
     } else {
       if (state.slot < 0) state.slot = core.swap.beginWriteback(pfn);
-      else core.swap.dup(state.slot);
+      core.swap.dup(state.slot);
       core.pt.set(mm, slot, va, mkSwapPte(state.slot));
     }
   }
