@@ -167,7 +167,8 @@ export { MmuNotifierSubscriptions } from './internal/mmn/subscriptions.js';
 export type { ItreeState } from './internal/mmn/subscriptions.js';
 export { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
 export { MmuIntervalNotifier, MmuNotifier } from './internal/mmn/types.js';
-export type { MmuIntervalNotifierOps, MmuNotifierOps } from './internal/mmn/types.js';
+export { isTaskGen } from './internal/mmn/types.js';
+export type { MaySleep, MmuIntervalNotifierOps, MmuNotifierOps } from './internal/mmn/types.js';
 export {
   MMU_NOTIFIER_RANGE_BLOCKABLE,
   MMU_NOTIFY_EVENTS,

@@ -1,5 +1,5 @@
 import { MMU_NOTIFIER_START_MAP } from '@mmnsim/core';
-import type { Kernel, TaskGen } from '@mmnsim/core';
+import type { Kernel, LockdepMap, TaskGen } from '@mmnsim/core';
 import type { MmCore } from './core.js';
 import type { MmStruct } from './mm.js';
 
@@ -71,9 +71,13 @@ export class MmuNotifiers {
   private nextRangeId = 1;
   /** The memory model, once attached. */
   protected mmCore: MmCore | null = null;
+  /** `__mmu_notifier_invalidate_range_start_map`, looked up once. */
+  protected readonly startMap: LockdepMap;
 
   /** @param kernel the kernel services. */
-  constructor(protected readonly kernel: Kernel) {}
+  constructor(protected readonly kernel: Kernel) {
+    this.startMap = kernel.lockdep.map(MMU_NOTIFIER_START_MAP);
+  }
 
   /** Called once by the memory model when it starts. */
   attach(core: MmCore): void {
@@ -97,7 +101,7 @@ export class MmuNotifiers {
     k.mightSleep('mmu_notifier_invalidate_range_start');
     this.identify(range);
     range.flags |= MMU_NOTIFIER_RANGE_BLOCKABLE;
-    const map = k.lockdep.map(MMU_NOTIFIER_START_MAP);
+    const map = this.startMap;
     map.acquire();
     const r = this.hasNotifiers(range.mm) ? yield* this.__invalidateRangeStart(range) : 0;
     map.release();
@@ -112,10 +116,9 @@ export class MmuNotifiers {
    * @see mmu_notifier_invalidate_range_start_nonblock
    */
   *invalidateRangeStartNonblock(range: NotifierRange): TaskGen<number> {
-    const k = this.kernel;
     this.identify(range);
     range.flags &= ~MMU_NOTIFIER_RANGE_BLOCKABLE;
-    const map = k.lockdep.map(MMU_NOTIFIER_START_MAP);
+    const map = this.startMap;
     map.acquire();
     const r = this.hasNotifiers(range.mm) ? yield* this.__invalidateRangeStart(range) : 0;
     map.release();

@@ -69,6 +69,8 @@ const EN = 1;
 const ER = 2;
 const SN = 4;
 const SR = 8;
+/** Edge label bit by (held shared ? 2 : 0) + (new recursive-read ? 1 : 0). */
+const LABEL_BITS: readonly number[] = [EN, ER, SN, SR];
 
 interface Edge {
   readonly to: LockClass;
@@ -343,7 +345,7 @@ export class Lockdep {
 
   private addEdge(task: Task, held: HeldLock, to: LockClass, mode: LockMode): void {
     const label = (held.mode === 'write' ? 0 : 2) + (mode === 'recursive-read' ? 1 : 0);
-    const bit = [EN, ER, SN, SR][label]!;
+    const bit = LABEL_BITS[label]!;
     const from = held.cls;
     const out = this.edges[from.id]!;
     let edge = out.get(to.id);

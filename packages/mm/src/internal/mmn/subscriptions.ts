@@ -21,8 +21,11 @@ export type ItreeState = 'idle' | 'partial' | 'full';
  * @see struct mmu_notifier_subscriptions
  */
 export class MmuNotifierSubscriptions {
-  /** Classic subscriptions, newest first (`hlist_add_head`). */
-  readonly list: MmuNotifier[] = [];
+  /**
+   * Classic subscriptions, newest first (`hlist_add_head`). Copy-on-write: changes replace the
+   * array, so a walk keeps iterating the array it started with, as an RCU list walk does.
+   */
+  list: readonly MmuNotifier[] = [];
   /** Set by the first interval registration; never cleared. */
   hasItree = false;
   /** The collision sequence S: starts at 2, odd while Full. */

@@ -1,11 +1,4 @@
-import {
-  Errno,
-  GFP_KERNEL,
-  KernelBug,
-  MMU_NOTIFIER_START_MAP,
-  Mutex,
-  SrcuDomain,
-} from '@mmnsim/core';
+import { Errno, GFP_KERNEL, KernelBug, Mutex, SrcuDomain } from '@mmnsim/core';
 import type { Kernel, RwSemaphore, SimEventMap, SimEventType, TaskGen } from '@mmnsim/core';
 import { TASK_SIZE } from '../constants.js';
 import type { MmCore } from '../core.js';
@@ -14,8 +7,9 @@ import { MmuNotifiers, NotifierRange } from '../notifier.js';
 import { mmdrop, mmgrab } from '../unmap.js';
 import { MmuNotifierSubscriptions } from './subscriptions.js';
 import type { ItreeState } from './subscriptions.js';
+import { isTaskGen } from './types.js';
 import type { MmuIntervalNotifier, MmuNotifier } from './types.js';
-import type { MmuIntervalNotifierOps, MmuNotifierOps } from './types.js';
+import type { MaySleep, MmuIntervalNotifierOps, MmuNotifierOps } from './types.js';
 
 /** One running interval callback, to check that it calls `setSeq`. */
 interface Invocation {
@@ -63,7 +57,6 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private nextSubId = 1;
   private readonly callbackDepth: number[] = [];
   private readonly invocations: Invocation[][] = [];
-  private readonly seqLocks = new Map<MmuIntervalNotifier, object[]>();
 
   /** @param kernel the kernel services. */
   constructor(kernel: Kernel) {
@@ -127,7 +120,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
       sub.users = 1;
       sub.id = this.nextSubId++;
       sub.hashed = true;
-      subs.list.unshift(sub);
+      subs.list = [sub, ...subs.list];
       this.emit('mmn.register', { mm: mm.id, sub: sub.id, name: sub.ops.name, kind: 'list' });
     } else if (!subs.hasItree) {
       subs.hasItree = true;
@@ -278,8 +271,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private unlink(sub: MmuNotifier): void {
     const subs = this.subscriptions(sub.mm!);
     if (subs === null || !sub.hashed) return;
-    const i = subs.list.indexOf(sub);
-    if (i >= 0) subs.list.splice(i, 1);
+    subs.list = subs.list.filter((s) => s !== sub);
     sub.hashed = false;
   }
 
@@ -432,7 +424,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
       name: sub.ops.name,
       deferred: waitSeq !== 0,
     });
-    this.kernel.lockdep.map(MMU_NOTIFIER_START_MAP).touch();
+    this.startMap.touch();
     if (waitSeq !== 0) {
       this.emit('mmn.wait', { mm: mm.id, sub: sub.id, seq: waitSeq, why: 'remove' });
       yield* subs.wq.waitEvent(() => subs.invalidateSeq !== waitSeq);
@@ -450,7 +442,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     sub.usesRetry = true;
     const seq = sub.seq;
     const busy = seq === subs.invalidateSeq;
-    this.kernel.lockdep.map(MMU_NOTIFIER_START_MAP).touch();
+    this.startMap.touch();
     if (busy) {
       this.kernel.mightSleep('mmu_interval_read_begin');
       this.emit('mmn.wait', { mm: sub.mm!.id, sub: sub.id, seq, why: 'read_begin' });
@@ -466,7 +458,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
    * `setSeq`; calling it without that lock is reported (invariant 40).
    */
   readRetry(sub: MmuIntervalNotifier, seq: number): boolean {
-    const locks = this.seqLocks.get(sub);
+    const locks = sub.seqLocks;
     if (
       locks !== undefined &&
       this.kernel.lockdep.enabled &&
@@ -507,14 +499,10 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
           `mmu_interval_set_seq(${sub.ops.name}) with no lock of the driver held: it must be under the driver lock that guards read_retry (invariant 39)`,
         );
       } else {
-        const prev = this.seqLocks.get(sub);
+        const prev = sub.seqLocks;
         let same = prev !== undefined && prev.length === all.length - from;
         for (let i = from; same && i < all.length; i++) same = prev![i - from] === all[i]!.instance;
-        if (!same)
-          this.seqLocks.set(
-            sub,
-            all.slice(from).map((h) => h.instance),
-          );
+        if (!same) sub.seqLocks = all.slice(from).map((h) => h.instance);
       }
     }
     sub.seq = curSeq;
@@ -551,24 +539,27 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   /** `__mmu_notifier_invalidate_range_end`, inside the lockdep map. */
   protected override *__invalidateRangeEnd(range: NotifierRange): TaskGen<void> {
     const subs = this.subscriptions(range.mm)!;
-    const map = this.kernel.lockdep.map(MMU_NOTIFIER_START_MAP);
+    const map = this.startMap;
     map.acquire();
     if (subs.hasItree) this.invEnd(subs);
     if (subs.list.length > 0) {
       const idx = this.srcu.readLock();
-      const walk = subs.list.slice();
+      const walk = subs.list;
       const tell = this.kernel.bus.wants('mmn.callback');
+      const nonBlock = !range.blockable;
+      const tid = this.enterWalk();
       for (let i = 0; i < walk.length; i++) {
         const sub = walk[i]!;
-        if (sub.ops.invalidateRangeEnd === undefined) continue;
-        const tid = this.enterList(sub, 'invalidate_range_end', range);
-        try {
-          yield* sub.ops.invalidateRangeEnd(sub, range);
-        } finally {
-          this.leaveList(tid, range);
-        }
+        const ops = sub.ops;
+        if (ops.invalidateRangeEnd === undefined) continue;
+        if (nonBlock)
+          this.kernel.nonBlockStart(`non-blockable invalidate_range_end of ${sub.ops.name}`);
+        const g = ops.invalidateRangeEnd(sub, range);
+        if (isTaskGen(g)) yield* g;
+        if (nonBlock) this.kernel.nonBlockEnd();
         if (tell) this.emitCallback(sub, 'invalidate_range_end', range, 0, 0);
       }
+      this.leaveWalk(tid);
       this.srcu.readUnlock(idx);
     }
     map.release();
@@ -586,12 +577,9 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
       const sub = node.value;
       // The callback runs with no core lock held; set_seq and remove look at `inv`.
       const inv = this.enterInterval(sub);
-      let ok: boolean;
-      try {
-        ok = yield* sub.ops.invalidate(sub, range, curSeq);
-      } finally {
-        this.leaveInterval(inv);
-      }
+      const g = sub.ops.invalidate(sub, range, curSeq);
+      const ok = isTaskGen(g) ? yield* g : g;
+      this.leaveInterval(inv);
       this.emitCallback(sub, 'invalidate', range, curSeq, ok ? 1 : 0);
       if (ok && sub.usesRetry && !inv.setSeq) {
         this.kernel.report(
@@ -660,18 +648,19 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private *listStart(subs: MmuNotifierSubscriptions, range: NotifierRange): TaskGen<number> {
     const idx = this.srcu.readLock();
     let ret = 0;
-    const walk = subs.list.slice();
+    const walk = subs.list;
     const tell = this.kernel.bus.wants('mmn.callback');
+    const nonBlock = !range.blockable;
+    const tid = this.enterWalk();
     for (let i = 0; i < walk.length; i++) {
       const sub = walk[i]!;
-      if (sub.ops.invalidateRangeStart === undefined) continue;
-      const tid = this.enterList(sub, 'invalidate_range_start', range);
-      let r: number;
-      try {
-        r = yield* sub.ops.invalidateRangeStart(sub, range);
-      } finally {
-        this.leaveList(tid, range);
-      }
+      const ops = sub.ops;
+      if (ops.invalidateRangeStart === undefined) continue;
+      if (nonBlock)
+        this.kernel.nonBlockStart(`non-blockable invalidate_range_start of ${sub.ops.name}`);
+      const g = ops.invalidateRangeStart(sub, range);
+      const r = isTaskGen(g) ? yield* g : g;
+      if (nonBlock) this.kernel.nonBlockEnd();
       if (tell) this.emitCallback(sub, 'invalidate_range_start', range, 0, r);
       if (r !== 0) {
         if (range.blockable || r !== -Errno.EAGAIN) {
@@ -689,6 +678,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
         ret = r;
       }
     }
+    this.leaveWalk(tid);
     if (ret !== 0) {
       for (const sub of walk) {
         if (sub.ops.invalidateRangeEnd === undefined) continue;
@@ -708,16 +698,12 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   private *callList<R>(
     sub: MmuNotifier,
     op: string,
-    call: TaskGen<R>,
+    call: MaySleep<R>,
     range?: NotifierRange,
   ): TaskGen<R> {
     const tid = this.enterList(sub, op, range);
-    let r: R;
-    try {
-      r = yield* call;
-    } finally {
-      this.leaveList(tid, range);
-    }
+    const r = isTaskGen(call) ? yield* call : call;
+    this.leaveList(tid, range);
     this.emitCallback(sub, op, range, 0, typeof r === 'number' ? r : 0);
     return r;
   }
@@ -729,6 +715,18 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     if (range !== undefined && !range.blockable)
       this.kernel.nonBlockStart(`non-blockable ${op} of ${sub.ops.name}`);
     return tid;
+  }
+
+  /** Marks the running task as inside notifier callbacks for a whole list walk. */
+  private enterWalk(): number {
+    const tid = this.kernel.scheduler.current.id;
+    this.callbackDepth[tid] = (this.callbackDepth[tid] ?? 0) + 1;
+    return tid;
+  }
+
+  /** Leaves the walk entered by `enterWalk`. */
+  private leaveWalk(tid: number): void {
+    this.callbackDepth[tid]!--;
   }
 
   /** Leaves the list callback entered by `enterList`. */
@@ -769,7 +767,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     if (subs.list.length === 0) return 0;
     const idx = this.srcu.readLock();
     let young = 0;
-    for (const sub of [...subs.list]) {
+    for (const sub of subs.list) {
       const o = sub.ops;
       if (op === 'clear_flush_young' && o.clearFlushYoung !== undefined)
         young |= o.clearFlushYoung(sub, mm, start, end);
@@ -791,7 +789,7 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     const idx = this.srcu.readLock();
     const sched = this.kernel.scheduler;
     sched.enterNoSleep('arch_invalidate_secondary_tlbs');
-    for (const sub of [...subs.list]) sub.ops.archInvalidateSecondaryTlbs?.(sub, mm, start, end);
+    for (const sub of subs.list) sub.ops.archInvalidateSecondaryTlbs?.(sub, mm, start, end);
     sched.leaveNoSleep();
     this.srcu.readUnlock(idx);
   }
@@ -817,11 +815,12 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     }
     if (subs.list.length > 0) {
       const idx = this.srcu.readLock();
-      for (const sub of [...subs.list]) {
+      for (const sub of subs.list) {
         if (sub.ops.release !== undefined)
           yield* this.callList(sub, 'release', sub.ops.release(sub, mm));
       }
-      for (const sub of subs.list.splice(0)) sub.hashed = false;
+      for (const sub of subs.list) sub.hashed = false;
+      subs.list = [];
       this.srcu.readUnlock(idx);
       yield* this.srcu.synchronize();
     }

@@ -3,11 +3,19 @@ import type { MmStruct } from '../mm.js';
 import type { NotifierRange } from '../notifier.js';
 
 /**
+ * What a callback that may sleep returns: a generator (`function*`, which may `yield*` into
+ * locks and waits), or — for a callback that never sleeps — the plain result, which spares the
+ * generator machinery on the hot path.
+ */
+export type MaySleep<R> = TaskGen<R> | R;
+
+/**
  * The callbacks of a classic subscription (`struct mmu_notifier_ops`, Linux 6.17). Every op is
  * optional. The invalidate, release and young ops run inside the notifier SRCU read section;
- * `invalidateRangeStart`/`End` and `release` are generators and may sleep when the range is
- * blockable (release always may); the young ops and `archInvalidateSecondaryTlbs` run under the
- * page-table lock and are plain functions — they cannot sleep.
+ * `invalidateRangeStart`/`End` and `release` may sleep when the range is blockable (release
+ * always may): write them as generator functions, or as plain functions when they never sleep.
+ * The young ops and `archInvalidateSecondaryTlbs` run under the page-table lock and are plain
+ * functions — they cannot sleep.
  *
  * @see struct mmu_notifier_ops
  */
@@ -20,7 +28,7 @@ export interface MmuNotifierOps {
    * twice — it must be idempotent. Must not call `unregister` or `synchronize`.
    * @see mmu_notifier_ops.release
    */
-  release?(sub: MmuNotifier, mm: MmStruct): TaskGen<void>;
+  release?(sub: MmuNotifier, mm: MmStruct): MaySleep<void>;
   /** Test-and-clear the secondary accessed bits of `[start, end)` and flush. @see mmu_notifier_ops.clear_flush_young */
   clearFlushYoung?(sub: MmuNotifier, mm: MmStruct, start: number, end: number): number;
   /** Test-and-clear the secondary accessed bits without flushing. @see mmu_notifier_ops.clear_young */
@@ -33,9 +41,9 @@ export interface MmuNotifierOps {
    * sleep (then it must not have an end op).
    * @see mmu_notifier_ops.invalidate_range_start
    */
-  invalidateRangeStart?(sub: MmuNotifier, range: NotifierRange): TaskGen<number>;
+  invalidateRangeStart?(sub: MmuNotifier, range: NotifierRange): MaySleep<number>;
   /** The PTE changes of `range` are done; mappings may be established again. @see mmu_notifier_ops.invalidate_range_end */
-  invalidateRangeEnd?(sub: MmuNotifier, range: NotifierRange): TaskGen<void>;
+  invalidateRangeEnd?(sub: MmuNotifier, range: NotifierRange): MaySleep<void>;
   /**
    * The CPU TLB of `mm` was invalidated for `[start, end)`: invalidate the secondary TLB that walks
    * the CPU page tables (IOMMU SVA). Exclusive with start/end. Cannot sleep.
@@ -83,7 +91,7 @@ export interface MmuIntervalNotifierOps {
   /** Name for events and reports. */
   readonly name: string;
   /** See the interface doc. @see mmu_interval_notifier_ops.invalidate */
-  invalidate(sub: MmuIntervalNotifier, range: NotifierRange, curSeq: number): TaskGen<boolean>;
+  invalidate(sub: MmuIntervalNotifier, range: NotifierRange, curSeq: number): MaySleep<boolean>;
 }
 
 /**
@@ -110,6 +118,11 @@ export class MmuIntervalNotifier {
   id = 0;
   /** True once `readBegin` was used: the driver follows the collision-retry protocol. */
   usesRetry = false;
+  /**
+   * The locks the driver held at its last `setSeq` (lockdep on): `readRetry` must hold one of
+   * them. Maintained by the subsystem.
+   */
+  seqLocks: object[] | undefined = undefined;
 
   /** @param ops the invalidate callback. */
   constructor(public ops: MmuIntervalNotifierOps) {}
@@ -118,4 +131,11 @@ export class MmuIntervalNotifier {
   get inTree(): boolean {
     return this.node !== null;
   }
+}
+
+/** True if a callback returned a generator (it may sleep) rather than its plain result. */
+export function isTaskGen<R>(x: MaySleep<R>): x is TaskGen<R> {
+  return (
+    typeof x === 'object' && x !== null && typeof (x as { next?: unknown }).next === 'function'
+  );
 }
