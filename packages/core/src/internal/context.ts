@@ -16,6 +16,10 @@ export class ExecutionContext {
   occupant: Task | null = null;
   /** @internal Runnable tasks bound to this context, in the order they became runnable. */
   readonly runq: Task[] = [];
+  /** @internal Runnable interrupt work of this context. */
+  readonly irqq: Task[] = [];
+  /** The task an interrupt handler interrupted (it resumes when the handler ends), or null. */
+  interrupted: Task | null = null;
 
   /**
    * @param name unique name (`cpu0`, `nic0`).

@@ -186,15 +186,18 @@ export class Kernel {
   }
 
   /**
-   * Disables local interrupts (`local_irq_save`): atomic context until
-   * {@link Kernel.localIrqRestore}. Interrupt delivery itself is not modelled.
+   * Disables local interrupts (`local_irq_save`): atomic context, and no interrupt work
+   * (tasks spawned with `interrupt: true`) runs on this CPU until {@link Kernel.localIrqRestore}.
    */
   localIrqSave(): void {
     this.scheduler.preemptDisable('local_irq_save (interrupts disabled)');
+    this.scheduler.current.irqsOff++;
   }
 
   /** Re-enables local interrupts (`local_irq_restore`). */
   localIrqRestore(): void {
+    const t = this.scheduler.current;
+    if (t.irqsOff > 0) t.irqsOff--;
     this.scheduler.preemptEnable();
   }
 

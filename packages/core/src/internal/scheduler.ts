@@ -150,12 +150,12 @@ export class Scheduler {
     options?: SpawnOptions,
   ): Task {
     const ctx = on instanceof ExecutionContext ? on : this.context(on);
-    const task = new Task(this.all.length, name, ctx, options?.daemon === true);
+    const task = new Task(this.all.length, name, ctx, options?.daemon === true, options?.interrupt === true);
     this.all.push(task);
     this.live.push(task);
     this.strategy.onSpawn?.(task);
     task.gen = body(task);
-    ctx.runq.push(task);
+    this.enqueue(task);
     if (this.bus.wants('sched.spawn'))
       this.bus.emit('sched.spawn', { id: task.id, name, on: ctx.name });
     return task;
@@ -242,7 +242,7 @@ export class Scheduler {
     task.state = 'runnable';
     task.blockedOn = null;
     task.spinning = false;
-    task.context.runq.push(task);
+    this.enqueue(task);
     if (this.bus.wants('sched.wake')) this.bus.emit('sched.wake', { id: task.id, on: by.name });
   }
 
@@ -323,6 +323,12 @@ export class Scheduler {
     return this.ended;
   }
 
+  /** Puts a runnable task on its context's run queue (interrupt work on the interrupt queue). */
+  private enqueue(t: Task): void {
+    if (t.interrupt) t.context.irqq.push(t);
+    else t.context.runq.push(t);
+  }
+
   /** Fills `out` with the tasks that may run at this step, in a deterministic order. */
   private collect(out: Task[]): void {
     out.length = 0;
@@ -330,6 +336,15 @@ export class Scheduler {
     for (let c = 0; c < ctxs.length; c++) {
       const ctx = ctxs[c]!;
       const occ = ctx.occupant;
+      if (occ !== null && occ.interrupt) {
+        // A handler runs to completion; nested interrupts are not modelled.
+        if (occ.state === 'runnable') out.push(occ);
+        continue;
+      }
+      const irqq = ctx.irqq;
+      if (irqq.length > 0 && (occ === null || occ.irqsOff === 0)) {
+        for (let i = 0; i < irqq.length; i++) out.push(irqq[i]!);
+      }
       if (occ !== null) {
         if (occ.state === 'runnable') {
           out.push(occ);
@@ -365,6 +380,7 @@ export class Scheduler {
     const ctx = t.context;
     const prev = ctx.occupant;
     if (prev !== t) {
+      if (t.interrupt) ctx.interrupted = prev;
       ctx.occupant = t;
       if (prev !== null && this.bus.wants('sched.switch')) {
         this.enterTask(t);
@@ -377,6 +393,7 @@ export class Scheduler {
       r = t.gen!.next();
     } catch (e) {
       this.crashed(t, e);
+      this.endInterrupt(t);
       this.leaveTask();
       return;
     }
@@ -388,7 +405,16 @@ export class Scheduler {
       if (op.kind === 'block') this.block(t, op.on, op.spin);
       else if (op.kind === 'sleep') this.sleep(t, op.until);
     }
+    this.endInterrupt(t);
     this.leaveTask();
+  }
+
+  /** When a handler ended (or, wrongly, slept), the interrupted task gets its CPU back. */
+  private endInterrupt(t: Task): void {
+    const ctx = t.context;
+    if (!t.interrupt || ctx.occupant === t) return;
+    ctx.occupant = ctx.interrupted;
+    ctx.interrupted = null;
   }
 
   /**
@@ -411,7 +437,7 @@ export class Scheduler {
   }
 
   private removeFromRunq(t: Task): void {
-    const rq = t.context.runq;
+    const rq = t.interrupt ? t.context.irqq : t.context.runq;
     const i = rq.indexOf(t);
     if (i >= 0) rq.splice(i, 1);
   }
@@ -439,7 +465,7 @@ export class Scheduler {
     this.clock.addTimer(until, `wake ${t.toString()}`, () => {
       if (t.state !== 'sleeping') return;
       t.state = 'runnable';
-      t.context.runq.push(t);
+      this.enqueue(t);
     });
   }
 

@@ -51,6 +51,12 @@ export interface SpawnOptions {
    * a run without that being a deadlock.
    */
   readonly daemon?: boolean;
+  /**
+   * Interrupt work (a hardirq handler, an IPI): it can run on its CPU whenever the task there
+   * has interrupts enabled — even with preemption disabled or while it spin-waits — and runs to
+   * completion in atomic context before that task resumes. Handlers must not sleep.
+   */
+  readonly interrupt?: boolean;
 }
 
 /**
@@ -77,6 +83,8 @@ export class Task {
   result: unknown = undefined;
   /** Depth of preempt-disable sections (spinlocks, `preempt_disable`). Preemption is off when > 0. */
   preemptDepth = 0;
+  /** Depth of interrupts-disabled sections (`local_irq_save`): no interrupt work runs on this CPU while > 0. */
+  irqsOff = 0;
   /** Why the task is in atomic context, innermost last (`'spinlock mm->page_table_lock'` …). */
   readonly atomicReasons: string[] = [];
   /** @internal The running generator. */
@@ -87,13 +95,20 @@ export class Task {
    * @param name readable name used in events and reports.
    * @param context the CPU or device engine the task runs on.
    * @param daemon see {@link SpawnOptions.daemon}.
+   * @param interrupt see {@link SpawnOptions.interrupt}.
    */
   constructor(
     readonly id: number,
     readonly name: string,
     readonly context: ExecutionContext,
     readonly daemon: boolean,
-  ) {}
+    readonly interrupt = false,
+  ) {
+    if (interrupt) {
+      this.preemptDepth = 1;
+      this.atomicReasons.push('hardirq');
+    }
+  }
 
   /** True while the task may not sleep (any atomic reason is active). */
   get atomicDepth(): number {
