@@ -21,14 +21,33 @@ export type {
   SimEventMap,
   SimEventType,
 } from './internal/events.js';
-export { explore, replay, runScenario } from './internal/explore.js';
+export {
+  explore,
+  makeReplayFile,
+  minimise,
+  parseReplayFile,
+  pctGuarantee,
+  replay,
+  replayFile,
+  ReplayFileError,
+  ReplayFileSchema,
+  runScenario,
+  violationKey,
+} from './internal/explore.js';
 export type {
+  CampaignStrategy,
+  DistinctViolation,
   ExploreFailure,
   ExploreOptions,
+  ExploreProgress,
   ExploreReport,
+  MinimisedSchedule,
+  PctGuarantee,
   RecordedRun,
+  ReplayFile,
   Scenario,
   ScenarioRun,
+  ScheduleSize,
 } from './internal/explore.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
@@ -59,6 +78,9 @@ export type {
   RunResult,
   SimulationOptions,
 } from './internal/simulation.js';
+export { DfsStrategy, nextDfsPrefix, tracePreemptions } from './internal/strategy/dfs.js';
+export type { DfsChoice } from './internal/strategy/dfs.js';
+export { GuidedStrategy, nonPreemptiveChoice } from './internal/strategy/guided.js';
 export { PctStrategy } from './internal/strategy/pct.js';
 export type { PctOptions } from './internal/strategy/pct.js';
 export { RandomStrategy } from './internal/strategy/random.js';

@@ -10,8 +10,8 @@ import type { SchedOp, SpawnOptions, TaskBody, TaskGen } from './task.js';
 import { WaitQueue } from './waitqueue.js';
 import type { Waitable } from './waitqueue.js';
 
-/** Why a run ended. */
-export type RunEndReason = 'done' | 'violation' | 'deadlock' | 'livelock' | 'error';
+/** Why a run ended (`'stopped'`: at the step a replay was asked to stop at, for inspection). */
+export type RunEndReason = 'done' | 'violation' | 'deadlock' | 'livelock' | 'error' | 'stopped';
 
 /** How a scheduler run ended; {@link Simulation.run} wraps it into a `RunResult`. */
 export interface RunEnd {
@@ -60,6 +60,8 @@ export class Scheduler {
   private readonly cands: Task[] = [];
   private running: Task | null = null;
   private ended: RunEnd | null = null;
+  private lastRan: Task | null = null;
+  private preempted = 0;
 
   /**
    * @param state shared run state (step, time, running task).
@@ -136,6 +138,19 @@ export class Scheduler {
   }
 
   /**
+   * Preemptions so far: choices that switched away from the task that ran the previous step
+   * while it could have continued.
+   */
+  get preemptions(): number {
+    return this.preempted;
+  }
+
+  /** Number of tasks spawned so far. */
+  get spawned(): number {
+    return this.all.length;
+  }
+
+  /**
    * Creates a task on a context. It becomes runnable at once; the strategy decides when it
    * first runs. May be called before the run or from inside a task.
    *
@@ -150,7 +165,13 @@ export class Scheduler {
     options?: SpawnOptions,
   ): Task {
     const ctx = on instanceof ExecutionContext ? on : this.context(on);
-    const task = new Task(this.all.length, name, ctx, options?.daemon === true, options?.interrupt === true);
+    const task = new Task(
+      this.all.length,
+      name,
+      ctx,
+      options?.daemon === true,
+      options?.interrupt === true,
+    );
     this.all.push(task);
     this.live.push(task);
     this.strategy.onSpawn?.(task);
@@ -261,7 +282,7 @@ export class Scheduler {
    * Runs until every non-daemon task exited, a violation stops the run, nothing can run, or the
    * step budget is spent. Called once, by the simulation.
    */
-  run(): RunEnd {
+  run(stopAtStep = Infinity): RunEnd {
     if (this.ended !== null) throw new Error('Scheduler.run: this run already ended');
     const state = this.state;
     const clock = this.clock;
@@ -273,6 +294,7 @@ export class Scheduler {
     try {
       for (;;) {
         if (oracles.stopRequested) return this.end('violation');
+        if (state.step >= stopAtStep) return this.end('stopped');
         if (clock.nextAt() <= state.time) clock.runDue();
         this.collect(cands);
         const n = cands.length;
@@ -296,11 +318,14 @@ export class Scheduler {
           return this.end('livelock');
         }
         let chosen: Task;
+        const prev = this.lastRan;
         if (n === 1) chosen = cands[0]!;
         else {
-          chosen = strategy.pick(cands, state.step);
+          chosen = strategy.pick(cands, state.step, prev);
           choices.push(chosen.id);
+          if (prev !== null && chosen !== prev && cands.includes(prev)) this.preempted++;
         }
+        this.lastRan = chosen;
         this.slice(chosen);
         state.step++;
         clock.advance(quantum);

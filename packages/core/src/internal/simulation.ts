@@ -132,6 +132,10 @@ export interface RunResult {
   readonly violations: readonly Violation[];
   /** The recorded schedule (task id per choice); replays the run with the same seed. */
   readonly schedule: readonly number[];
+  /** Choices in the schedule that were preemptions (switching away from a task that could go on). */
+  readonly preemptions: number;
+  /** Tasks spawned during the run. */
+  readonly tasks: number;
   /** The seed of the run. */
   readonly seed: number;
   /** The strategy, as JSON. */
@@ -417,15 +421,17 @@ export class Simulation {
 
   /**
    * Runs the simulation to its end (once), then lets every oracle check end-of-run rules.
+   * `stopAtStep` ends the run early, before that step, with reason `'stopped'` (to inspect the
+   * state of a replay at a point of interest); end-of-run oracle checks are skipped then.
    * Never throws for anything a task does: crashes, deadlocks and budget overruns become
    * violations, and a strategy error (such as a replay divergence) ends the run with
    * `reason: 'error'`; the log keeps everything up to that point.
    */
-  run(): RunResult {
+  run(options: { readonly stopAtStep?: number } = {}): RunResult {
     if (this.result !== null)
       throw new Error('Simulation.run: a simulation runs once; create a new one');
-    const end = this.scheduler.run();
-    for (const { oracle, ctx } of this.attached) oracle.finish?.(ctx);
+    const end = this.scheduler.run(options.stopAtStep ?? Infinity);
+    if (end.reason !== 'stopped') for (const { oracle, ctx } of this.attached) oracle.finish?.(ctx);
     const violations = this.oracles.violations;
     const reason: RunEndReason =
       end.reason === 'done' && violations.length > 0 ? 'violation' : end.reason;
@@ -436,6 +442,8 @@ export class Simulation {
       time: end.time,
       violations,
       schedule: this.scheduler.schedule,
+      preemptions: this.scheduler.preemptions,
+      tasks: this.scheduler.spawned,
       seed: this.options.seed,
       strategy: this.strategyObj.describe(),
       events: this.log?.length ?? 0,

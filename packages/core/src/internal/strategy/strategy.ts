@@ -39,9 +39,11 @@ export interface Strategy {
    * Chooses the task to run from `candidates` (two or more, in a deterministic order).
    * @param candidates the tasks that may step now.
    * @param step the scheduler step about to be taken.
+   * @param previous the task that ran the previous step (null at the first): choosing another
+   * candidate while `previous` is among the candidates is a preemption.
    * @returns one element of `candidates`.
    */
-  pick(candidates: readonly Task[], step: number): Task;
+  pick(candidates: readonly Task[], step: number, previous: Task | null): Task;
   /** The strategy and its parameters as JSON, for log headers and replay files. */
   describe(): JsonValue;
 }
