@@ -536,7 +536,12 @@ export interface ReplayFile {
   /** The scenario id (looked up in a registry when replaying). */
   readonly scenario: string;
   /** The plugins of the run, with their options. */
-  readonly plugins: readonly { readonly id: string; readonly options: JsonValue }[];
+  readonly plugins: readonly {
+    /** Plugin id. */
+    readonly id: string;
+    /** Its options as given (null for none). */
+    readonly options: JsonValue;
+  }[];
   /** The seed. */
   readonly seed: number;
   /** The strategy that found it, as JSON (informative: the schedule is what replays it). */
@@ -546,7 +551,12 @@ export interface ReplayFile {
   /** The hash at the end of the run's log (checked on replay). */
   readonly finalHash: string;
   /** The first violation, if the run failed. */
-  readonly violation?: { readonly kind: string; readonly message: string };
+  readonly violation?: {
+    /** Violation kind. */
+    readonly kind: string;
+    /** Its message. */
+    readonly message: string;
+  };
 }
 
 const JsonSchema: z.ZodType<JsonValue> = z.lazy(() =>
