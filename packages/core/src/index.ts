@@ -50,6 +50,7 @@ export type {
   ScheduleSize,
 } from './internal/explore.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
+export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
 export { EventLog, LogFormatError, readNdjson } from './internal/log.js';
 export type { EventLogOptions, LogHeader, LogHeaderFields, ReadLog } from './internal/log.js';

@@ -7,6 +7,7 @@ import { EventBus } from './bus.js';
 import type { EventSink } from './bus.js';
 import { Clock } from './clock.js';
 import { ConfigError } from './errors.js';
+import { releaseKeptObjects } from './kept-objects.js';
 import type { JsonValue } from './json.js';
 import { EventLog } from './log.js';
 import type { LogHeaderFields } from './log.js';
@@ -314,6 +315,7 @@ export class Simulation {
    * options fail its schema.
    */
   static create(options: SimulationOptions): Simulation {
+    releaseKeptObjects();
     const {
       plugins: pluginList = [],
       strategy: strategyOpt,
