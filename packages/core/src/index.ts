@@ -49,6 +49,8 @@ export type {
   ScenarioRun,
   ScheduleSize,
 } from './internal/explore.js';
+export { formatInterleaving, interleaving } from './internal/interleaving.js';
+export type { InterleavingOptions, InterleavingRow } from './internal/interleaving.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
 export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';

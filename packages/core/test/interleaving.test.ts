@@ -1,0 +1,96 @@
+import { describe, expect, it } from '@jest/globals';
+import { explore, formatInterleaving, interleaving, replay } from '@mmnsim/core';
+import type { JsonValue, LoggedEvent, Scenario } from '@mmnsim/core';
+import * as core from '@mmnsim/core';
+// @ts-expect-error -- plain ESM fixture shared with a child process
+import { windowScenario } from './fixtures/replay-scenario.mjs';
+
+let seq = 0;
+function ev(step: number, task: number, ctx: string, type: string, data: JsonValue): LoggedEvent {
+  return { seq: seq++, step, time: step * 10, ctx, task, type, data };
+}
+
+/** A hand-made log: two tasks, a lock, a violation citing two events, then more events. */
+function log(): LoggedEvent[] {
+  seq = 0;
+  return [
+    ev(0, -1, '-', 'sched.spawn', { id: 0, name: 'fault', on: 'cpu0' }),
+    ev(0, -1, '-', 'sched.spawn', { id: 1, name: 'munmap', on: 'cpu1' }),
+    ev(1, 0, 'cpu0', 'lock.acquired', { lock: 'umem_mutex' }),
+    ev(1, 0, 'cpu0', 'smmu.map', { mmu: 'odp', va: 0x40001000, pfn: 7 }),
+    ev(2, 1, 'cpu1', 'sched.switch', { from: 0, to: 1 }),
+    ev(2, 1, 'cpu1', 'mm.frame.free', { pfn: 7 }),
+    ev(3, 1, 'cpu1', 'oracle.violation', {
+      kind: 'secondary-mapping-to-freed-frame',
+      message: 'frame 7 freed while mapped',
+      evidence: [3, 5],
+      oracle: 'secondary-mmu',
+    }),
+    ev(4, 0, 'cpu0', 'lock.released', { lock: 'umem_mutex' }),
+  ];
+}
+
+describe('readable interleavings of a run (issue 9: task, step, event)', () => {
+  it('names tasks from their spawn events, shows the payload, and stops at the first violation', () => {
+    const rows = interleaving(log());
+    expect(rows.map((r) => [r.step, r.task, r.type])).toEqual([
+      [0, '-', 'sched.spawn'],
+      [0, '-', 'sched.spawn'],
+      [1, 'fault', 'lock.acquired'],
+      [1, 'fault', 'smmu.map'],
+      [2, 'munmap', 'mm.frame.free'],
+      [3, 'munmap', 'oracle.violation'],
+    ]);
+    expect(rows[3]!.detail).toBe('mmu=odp va=0x40001000 pfn=7');
+    expect(rows[2]!.detail).toBe('lock=umem_mutex');
+  });
+
+  it('marks the violation and its evidence, and never omits them', () => {
+    const rows = interleaving(log(), {
+      omit: ['smmu.*', 'mm.frame.free', 'lock.*', 'sched.switch'],
+    });
+    expect(rows.map((r) => [r.type, r.evidence])).toEqual([
+      ['sched.spawn', false],
+      ['sched.spawn', false],
+      ['smmu.map', true],
+      ['mm.frame.free', true],
+      ['oracle.violation', true],
+    ]);
+  });
+
+  it('keeps only the last rows when asked', () => {
+    expect(interleaving(log(), { tail: 2 }).map((r) => r.type)).toEqual([
+      'mm.frame.free',
+      'oracle.violation',
+    ]);
+  });
+
+  it('formats a table with evidence marked and a divider at every change of task', () => {
+    const text = formatInterleaving(interleaving(log(), { omit: ['sched.*'] }));
+    expect(text.split('\n').map((l) => l.replace(/ +/g, ' ').trimEnd())).toEqual([
+      ' step task event detail',
+      ' 1 fault@cpu0 lock.acquired lock=umem_mutex',
+      '! 1 fault@cpu0 smmu.map mmu=odp va=0x40001000 pfn=7',
+      ' ----',
+      '! 2 munmap@cpu1 mm.frame.free pfn=7',
+      '! 3 munmap@cpu1 oracle.violation kind=secondary-mapping-to-freed-frame message="frame 7 freed while mapped" evidence=[3,5] oracle=secondary-mmu',
+    ]);
+  });
+
+  it('on a replayed failing schedule, shows the task that broke the rule at the end', () => {
+    const scenario = (windowScenario as (c: typeof core) => Scenario)(core);
+    const report = explore(scenario, {
+      strategy: { kind: 'pct', depth: 2 },
+      iterations: 500,
+      seed: 1,
+    });
+    const failure = report.failures[0]!;
+    const { sim } = replay(scenario, failure, { log: true });
+    const rows = interleaving(sim.log!.events);
+    const last = rows[rows.length - 1]!;
+    expect(last.type).toBe('oracle.violation');
+    expect(last.task).toBe('checker');
+    expect(last.evidence).toBe(true);
+    expect(last.detail).toContain('checker saw the window open');
+  });
+});
