@@ -50,7 +50,11 @@ export type {
   ScheduleSize,
 } from './internal/explore.js';
 export { formatInterleaving, interleaving } from './internal/interleaving.js';
-export type { InterleavingOptions, InterleavingRow } from './internal/interleaving.js';
+export type {
+  FormatInterleavingOptions,
+  InterleavingOptions,
+  InterleavingRow,
+} from './internal/interleaving.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
 export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';

@@ -77,6 +77,31 @@ describe('readable interleavings of a run (issue 9: task, step, event)', () => {
     ]);
   });
 
+  it('shortens long runs of one task to their ends, keeping evidence', () => {
+    seq = 0;
+    const events = [
+      ev(0, -1, '-', 'sched.spawn', { id: 0, name: 'a', on: 'cpu0' }),
+      ...Array.from({ length: 10 }, (_, i) => ev(1 + i, 0, 'cpu0', 'x.step', { i })),
+      ev(11, 0, 'cpu0', 'oracle.violation', {
+        kind: 'k',
+        message: 'm',
+        evidence: [5],
+        oracle: 'o',
+      }),
+    ];
+    const text = formatInterleaving(interleaving(events), { maxRun: 4 });
+    const lines = text.split('\n').map((l) => l.replace(/ +/g, ' ').trim());
+    expect(lines.slice(3)).toEqual([
+      '1 a@cpu0 x.step i=0',
+      '2 a@cpu0 x.step i=1',
+      '… 2 more rows of a@cpu0',
+      '! 5 a@cpu0 x.step i=4',
+      '… 4 more rows of a@cpu0',
+      '10 a@cpu0 x.step i=9',
+      '! 11 a@cpu0 oracle.violation kind=k message=m evidence=[5] oracle=o',
+    ]);
+  });
+
   it('on a replayed failing schedule, shows the task that broke the rule at the end', () => {
     const scenario = (windowScenario as (c: typeof core) => Scenario)(core);
     const report = explore(scenario, {

@@ -103,12 +103,25 @@ export function interleaving(
     : rows;
 }
 
+/** Options of {@link formatInterleaving}. */
+export interface FormatInterleavingOptions {
+  /**
+   * A run of more than this many consecutive rows of one task is shortened to its first and
+   * last rows (evidence rows are always kept), with a line saying how many were left out.
+   * Default: no shortening.
+   */
+  readonly maxRun?: number;
+}
+
 /**
  * Formats rows from {@link interleaving} as a fixed-width table: step, task@context, event,
  * payload. Evidence rows are marked `!`; a short line of dashes separates consecutive rows of
  * different tasks, so every switch between tasks stands out.
  */
-export function formatInterleaving(rows: readonly InterleavingRow[]): string {
+export function formatInterleaving(
+  rows: readonly InterleavingRow[],
+  options: FormatInterleavingOptions = {},
+): string {
   const who = rows.map((r) => `${r.task}@${r.ctx}`);
   const wWho = Math.max(4, ...who.map((w) => w.length));
   const wType = Math.max(5, ...rows.map((r) => r.type.length));
@@ -116,14 +129,31 @@ export function formatInterleaving(rows: readonly InterleavingRow[]): string {
   const out = [
     `  ${'step'.padStart(wStep)}  ${'task'.padEnd(wWho)}  ${'event'.padEnd(wType)}  detail`,
   ];
-  let prev: string | undefined;
-  for (let i = 0; i < rows.length; i++) {
+  const line = (i: number): string => {
     const r = rows[i]!;
-    if (prev !== undefined && who[i] !== prev) out.push(`  ${'-'.repeat(wStep)}`);
-    prev = who[i];
-    out.push(
-      `${r.evidence ? '!' : ' '} ${String(r.step).padStart(wStep)}  ${who[i]!.padEnd(wWho)}  ${r.type.padEnd(wType)}  ${r.detail}`.trimEnd(),
-    );
+    const mark = r.evidence ? '!' : ' ';
+    const text = `${mark} ${String(r.step).padStart(wStep)}  ${who[i]!.padEnd(wWho)}  ${r.type.padEnd(wType)}  ${r.detail}`;
+    return text.trimEnd();
+  };
+  const maxRun = options.maxRun ?? Infinity;
+  const keepEnds = Math.max(1, Math.floor(maxRun / 2));
+  for (let start = 0; start < rows.length;) {
+    let end = start + 1;
+    while (end < rows.length && who[end] === who[start]) end++;
+    if (start > 0) out.push(`  ${'-'.repeat(wStep)}`);
+    const long = end - start > maxRun;
+    let skipped = 0;
+    for (let i = start; i < end; i++) {
+      const keep = !long || i < start + keepEnds || i >= end - keepEnds || rows[i]!.evidence;
+      if (!keep) {
+        skipped++;
+        continue;
+      }
+      if (skipped > 0) out.push(`  ${' '.repeat(wStep)}  … ${skipped} more rows of ${who[start]!}`);
+      skipped = 0;
+      out.push(line(i));
+    }
+    start = end;
   }
   return out.join('\n');
 }
