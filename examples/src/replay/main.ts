@@ -1,0 +1,105 @@
+/**
+ * `pnpm replay <file> [--stop-at STEP] [--tail N] [--all]`: re-executes a replay file in this
+ * process and prints the run as a readable interleaving (task, step, event).
+ *
+ * The file's scenario is rebuilt from its id, its plugins and options are checked against the
+ * file, the recorded choices are replayed one by one (a choice that no longer fits is reported
+ * where it happens) and the final log hash is compared with the recorded one. Exit status: 0 if
+ * the replay reproduced the file, 1 if it diverged, 2 if the file cannot be used.
+ */
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import {
+  formatInterleaving,
+  interleaving,
+  parseReplayFile,
+  ReplayDivergenceError,
+  ReplayFileError,
+  replayFile,
+} from '@mmnsim/core';
+import { findScenario } from '../scenarios.js';
+
+/** Event namespaces left out of the printed interleaving unless `--all` is given. */
+const QUIET = ['sched.switch', 'srcu.*', 'lock.*', 'mm.pt.alloc', 'mm.frame.write', 'mm.vma.*'];
+
+const args = process.argv.slice(2);
+const usage = 'usage: pnpm replay <file> [--stop-at STEP] [--tail N] [--all]';
+
+// `pnpm replay f | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined) fail(2, `${name} needs a value (${usage})`);
+  args.splice(i, 2);
+  return v;
+};
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`replay: ${message}\n`);
+  process.exit(code);
+}
+
+function count(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) fail(2, `${name} must be a whole number ≥ 0 (got "${text}")`);
+  return n;
+}
+
+const stopAt = count('--stop-at', flag('--stop-at'));
+const tail = count('--tail', flag('--tail'));
+const all = args.includes('--all');
+const path = args.filter((a) => a !== '--all')[0];
+if (path === undefined || path.startsWith('--')) fail(2, usage);
+
+let text: string;
+try {
+  text = readFileSync(path, 'utf8');
+} catch (e) {
+  fail(2, `cannot read ${path}: ${(e as Error).message}`);
+}
+
+try {
+  const file = parseReplayFile(text);
+  const { sim, result } = replayFile(
+    file,
+    findScenario,
+    stopAt !== undefined ? { stopAtStep: stopAt } : {},
+  );
+  const out = (line = ''): void => void process.stdout.write(line + '\n');
+  out(
+    `replay ${file.scenario}  seed ${file.seed}  ${file.schedule.length} choices  strategy ${JSON.stringify(file.strategy)}`,
+  );
+  out(`  plugins     ${file.plugins.map((p) => p.id).join(', ')}`);
+  if (result.reason === 'stopped') {
+    out(
+      `  stopped     at step ${result.steps} (--stop-at ${stopAt}); the final hash is not checked`,
+    );
+  } else {
+    out(`  result      ${result.reason} after ${result.steps} steps, ${result.events} events`);
+    out(`  final hash  ${sim.finalHash()}  (matches the file)`);
+  }
+  const v = result.violations[0];
+  if (v !== undefined) out(`  violation   ${v.kind}: ${v.message}`);
+  out();
+  const rows = interleaving(sim.log!.events, {
+    ...(all ? {} : { omit: QUIET }),
+    ...(tail !== undefined ? { tail } : {}),
+  });
+  out(formatInterleaving(rows, all ? {} : { maxRun: 12 }));
+  if (!all) {
+    out();
+    out(
+      '(lock, SRCU and page-table bookkeeping left out, long runs of one task shortened: --all shows every event)',
+    );
+  }
+} catch (e) {
+  if (e instanceof ReplayFileError) fail(2, e.message);
+  if (e instanceof ReplayDivergenceError) fail(1, e.message);
+  throw e;
+}

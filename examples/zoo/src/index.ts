@@ -1,0 +1,23 @@
+/**
+ * The bug zoo: small deliberately broken MMU-notifier drivers, each paired with its correct
+ * counterpart, and the campaign that finds them (`pnpm zoo`).
+ *
+ * @packageDocumentation
+ */
+export { KVM_BUGS, MiniKvm, miniKvmPlugin, MiniKvmVm } from './mini-kvm.js';
+export type { KvmBug } from './mini-kvm.js';
+export { MiniOdp, MiniOdpDevice, miniOdpPlugin, ODP_BUGS } from './mini-odp.js';
+export type { OdpBug } from './mini-odp.js';
+export {
+  MiniSubscriber,
+  MiniSubscriberDevice,
+  miniSubscriberPlugin,
+  SUBSCRIBER_BUGS,
+} from './mini-subscriber.js';
+export type { SubscriberBug } from './mini-subscriber.js';
+export { huntVariant } from './hunt.js';
+export type { HuntResult } from './hunt.js';
+export { runZoo } from './run-zoo.js';
+export type { ZooLine, ZooOptions } from './run-zoo.js';
+export { ZOO, zooScenario } from './variants.js';
+export type { ZooVariant } from './variants.js';
