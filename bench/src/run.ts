@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchItree } from './itree.js';
+import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
@@ -20,6 +21,7 @@ const suites: Record<string, () => Metric[]> = {
   mm: benchMm,
   munmap: benchMunmap,
   mmn: benchMmn,
+  kvm: benchKvm,
 };
 
 const only = process.argv.slice(2);
