@@ -9,6 +9,7 @@ import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
+import { benchRdma } from './rdma.js';
 import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
 import type { Metric } from './metric.js';
@@ -22,6 +23,7 @@ const suites: Record<string, () => Metric[]> = {
   munmap: benchMunmap,
   mmn: benchMmn,
   kvm: benchKvm,
+  rdma: benchRdma,
 };
 
 const only = process.argv.slice(2);

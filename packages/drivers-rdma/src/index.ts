@@ -3,46 +3,93 @@
  *
  * @packageDocumentation
  */
-import { definePlugin, serviceId } from '@mmnsim/core';
+import './internal/events.js';
+import { definePlugin, Kernel, OracleContribution } from '@mmnsim/core';
 import type { Plugin } from '@mmnsim/core';
+import { DmaAgentContribution, MmService, MmuNotifierSubsystem } from '@mmnsim/mm';
+import type { DmaAgent } from '@mmnsim/mm';
 import { ContainerModule } from 'inversify';
-import { z } from 'zod';
-
-/** Schema of the `rdma` plugin's options; unknown keys are rejected. */
-export const RdmaOptionsSchema = z.strictObject({
-  /** RLIMIT_MEMLOCK for pinned registrations, in pages (default 16384 = 64 MiB). */
-  memlockLimitPages: z.number().int().min(0).default(16384),
-});
-
-/** The `rdma` plugin's options after validation and defaults. */
-export type RdmaOptions = z.output<typeof RdmaOptionsSchema>;
-
-/** Token of the `rdma` plugin's validated options in the simulation container. */
-export const RdmaOptions = serviceId<RdmaOptions>('@mmnsim/drivers-rdma:RdmaOptions');
+import type { z } from 'zod';
+import { RdmaOptions, RdmaOptionsSchema } from './internal/options.js';
+import { RdmaOracle } from './internal/oracle.js';
+import { RdmaService } from './internal/service.js';
 
 const rdmaPluginFactory = definePlugin({
   id: 'rdma',
   requires: ['mm'],
   schema: RdmaOptionsSchema,
   token: RdmaOptions,
-  module: new ContainerModule(() => {
-    // The package's services are bound here as the model is built out (see the README).
+  module: new ContainerModule(({ bind }) => {
+    bind(RdmaService)
+      .toResolvedValue(
+        (
+          k: Kernel,
+          mm: MmService,
+          mmn: MmuNotifierSubsystem,
+          o: RdmaOptions,
+          agents: DmaAgent[] | undefined,
+        ) => new RdmaService(k, mm, mmn, o, agents ?? []),
+        [
+          Kernel,
+          MmService,
+          MmuNotifierSubsystem,
+          RdmaOptions,
+          { serviceIdentifier: DmaAgentContribution, isMultiple: true, optional: true },
+        ],
+      )
+      .inSingletonScope();
+    bind(OracleContribution)
+      .toResolvedValue((svc: RdmaService) => new RdmaOracle(svc), [RdmaService])
+      .inSingletonScope();
   }),
 });
 
 /**
- * The `rdma` plugin: this package's only wiring point (ARCHITECTURE §6). Requires the `mm` plugin.
+ * The `rdma` plugin: this package's only wiring point (ARCHITECTURE §6). Requires the `mm`
+ * plugin. Binds the {@link RdmaService} (create NICs with it) and contributes the
+ * {@link RdmaOracle}. NIC engines need device execution contexts (`devices` of
+ * `Simulation.create`).
  *
  * ## Example
  * ```ts
- * const sim = Simulation.create({ seed: 1, cpus: 2, plugins: [mmPlugin(), rdmaPlugin()] });
+ * const sim = Simulation.create({
+ *   seed: 1, cpus: 2, devices: ['nic0'],
+ *   plugins: [mmPlugin(), rdmaPlugin({ memlockLimitPages: 256 })],
+ * });
+ * const nic = sim.get(RdmaService).createDevice('mlx5_0', { engine: 'nic0' });
  * ```
  *
  * @param options the plugin's options (see {@link RdmaOptionsSchema}); bad values are reported by
  * `Simulation.create` with the field and what is allowed.
  * @returns the plugin descriptor.
- * @see drivers/infiniband/core/umem_odp.c, drivers/infiniband/hw/mlx5/odp.c
+ * @see drivers/infiniband/core/umem_odp.c, drivers/infiniband/hw/mlx5/odp.c,
+ * drivers/infiniband/core/umem.c
  */
 export function rdmaPlugin(options?: z.input<typeof RdmaOptionsSchema>): Plugin {
   return rdmaPluginFactory(options);
 }
+
+export {
+  HMM_RANGE_DEFAULT_TIMEOUT_NS,
+  IbAccess,
+  ibAccessWritable,
+  MttAccess,
+  RDMA_BUGS,
+  UMR_MTT_ALIGNMENT,
+} from './internal/constants.js';
+export type { RdmaBug, WcStatus } from './internal/constants.js';
+export { RdmaDevice } from './internal/device.js';
+export { MemoryRegion, Mtt, OdpMr, PinnedMr } from './internal/mr.js';
+export type { MrState, OdpStats } from './internal/mr.js';
+export { RdmaOptions, RdmaOptionsSchema } from './internal/options.js';
+export type { RdmaDeviceOptions } from './internal/options.js';
+export { RdmaOracle } from './internal/oracle.js';
+export { QueuePair, translate } from './internal/qp.js';
+export type {
+  PageFaultRecord,
+  RdmaOpcode,
+  RdmaSge,
+  RdmaWorkRequest,
+  WorkCompletion,
+} from './internal/qp.js';
+export { RdmaService } from './internal/service.js';

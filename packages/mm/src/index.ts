@@ -98,6 +98,16 @@ export {
 } from './internal/constants.js';
 export { MAX_RECLAIM_RETRIES, MmCore } from './internal/core.js';
 export type { MmConfig, Reclaimer } from './internal/core.js';
+export {
+  DirectDma,
+  DMA_FAULT,
+  DMA_MAPPING_ERROR,
+  DmaAgentContribution,
+  dmaAgentFor,
+  dmaMapPage,
+  dmaUnmapPage,
+} from './internal/dma.js';
+export type { DirectDmaOptions, DmaAgent, DmaDirection } from './internal/dma.js';
 export { cpuAccess, doUserAddrFault, handleMmFault } from './internal/fault.js';
 export type { FaultFlags, FaultResult, SigInfo } from './internal/fault.js';
 export { SimFile } from './internal/file.js';
