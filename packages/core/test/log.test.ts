@@ -416,3 +416,31 @@ describe('readNdjson', () => {
     expect(readNdjson(log.toNdjson()).events).toEqual([event]);
   });
 });
+
+describe('RunResult event counts', () => {
+  it('events counts what the log kept, eventsBuilt what anyone wanted (with the log off, the observers)', async () => {
+    const { Mutex, Simulation } = await import('@mmnsim/core');
+    const run = (log: boolean, observe: boolean) => {
+      const sim = Simulation.create({ seed: 1, cpus: 1, log });
+      if (observe) sim.bus.on('lock.acquired').subscribe(() => undefined);
+      const m = new Mutex(sim.kernel, 'm');
+      sim.spawn('t', 0, function* () {
+        for (let i = 0; i < 3; i++) {
+          yield* m.lock();
+          m.unlock();
+        }
+      });
+      return sim.run();
+    };
+    const logged = run(true, false);
+    expect(logged.events).toBeGreaterThan(6);
+    expect(logged.eventsBuilt).toBe(logged.events);
+    // With the log off, the core's own observers (lockdep watches task exits) still get theirs;
+    // an observer of lock.acquired adds exactly the three acquisitions.
+    const bare = run(false, false);
+    const observed = run(false, true);
+    expect(observed.events).toBe(0);
+    expect(bare.eventsBuilt).toBeLessThan(logged.eventsBuilt);
+    expect(observed.eventsBuilt - bare.eventsBuilt).toBe(3);
+  });
+});

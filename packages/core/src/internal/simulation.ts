@@ -141,8 +141,13 @@ export interface RunResult {
   readonly seed: number;
   /** The strategy, as JSON. */
   readonly strategy: JsonValue;
-  /** Number of events the log kept. */
+  /** Number of events the log kept (0 with `log: false`). */
   readonly events: number;
+  /**
+   * Number of events built: those some sink, oracle or observer wanted (events nobody wants are
+   * never built). With the log off, this is what the oracles looked at.
+   */
+  readonly eventsBuilt: number;
   /** The error that aborted the run, when `reason` is `'error'`. */
   readonly error?: Error;
 }
@@ -449,6 +454,7 @@ export class Simulation {
       seed: this.options.seed,
       strategy: this.strategyObj.describe(),
       events: this.log?.length ?? 0,
+      eventsBuilt: this.bus.emitted,
       ...(end.error !== undefined ? { error: end.error } : {}),
     };
     return this.result;
