@@ -11,7 +11,7 @@ const swcConfig = {
 };
 
 /** @type {import('jest').Config} */
-export default {
+const config = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swcConfig] },
@@ -28,3 +28,20 @@ export default {
   ],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };
+
+/**
+ * The memory model's tests once more, with the x86 TLB model (packages/hw-x86-tlb) bound behind
+ * `mmPlugin`: '@mmnsim/mm' resolves to a shim that loads it (issue 6's acceptance).
+ * @type {import('jest').Config}
+ */
+const mmOnX86Tlb = {
+  ...config,
+  displayName: 'mm-on-x86-tlb',
+  moduleNameMapper: {
+    '^@mmnsim/mm$': '<rootDir>/packages/hw-x86-tlb/test/support/mm-on-x86-tlb.ts',
+    ...config.moduleNameMapper,
+  },
+  testMatch: ['<rootDir>/packages/mm/test/**/*.test.ts'],
+};
+
+export default { projects: [{ ...config, displayName: 'default' }, mmOnX86Tlb] };

@@ -4,6 +4,7 @@
  */
 import 'reflect-metadata';
 import { benchCore } from './core.js';
+import { benchExplore, benchZoo } from './explore.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
@@ -12,6 +13,7 @@ import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
 import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
+import { benchX86Tlb } from './x86-tlb.js';
 import type { Metric } from './metric.js';
 
 const suites: Record<string, () => Metric[]> = {
@@ -22,8 +24,11 @@ const suites: Record<string, () => Metric[]> = {
   mm: benchMm,
   munmap: benchMunmap,
   mmn: benchMmn,
+  x86: benchX86Tlb,
   kvm: benchKvm,
   rdma: benchRdma,
+  explore: benchExplore,
+  zoo: benchZoo,
 };
 
 const only = process.argv.slice(2);

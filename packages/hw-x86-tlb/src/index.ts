@@ -1,43 +1,47 @@
 /**
- * x86 TLB model for mmnsim: per-CPU TLBs with PCID, lazy TLB mode, shootdown IPIs, the per-page/full-flush ceiling of `flush_tlb_mm_range`, and the `arch_invalidate_secondary_tlbs` hook called from the flush path.
+ * x86 TLB model for mmnsim: per-CPU TLBs with PCID, lazy TLB mode, shootdown IPIs, the
+ * per-page/full-flush ceiling of `flush_tlb_mm_range`, deferred batched flushes, and the
+ * `arch_invalidate_secondary_tlbs` hook called from the flush path — with an oracle that reports
+ * any CPU access through a TLB entry a completed flush should have removed.
  *
  * @packageDocumentation
  */
-import { definePlugin, serviceId } from '@mmnsim/core';
+import './internal/events.js';
+import { definePlugin, Kernel } from '@mmnsim/core';
 import type { Plugin } from '@mmnsim/core';
+import { TlbFlushProvider } from '@mmnsim/mm';
 import { ContainerModule } from 'inversify';
-import { z } from 'zod';
-
-/** Schema of the `x86-tlb` plugin's options; unknown keys are rejected. */
-export const X86TlbOptionsSchema = z.strictObject({
-  /** Pages above which a range flush becomes a full flush (the kernel's `tlb_single_page_flush_ceiling`, default 33). */
-  flushCeiling: z.number().int().min(1).max(4096).default(33),
-  /** TLB entries per CPU (default 1536, the size of a recent core's second-level TLB). */
-  entries: z.number().int().min(1).max(65536).default(1536),
-});
-
-/** The `x86-tlb` plugin's options after validation and defaults. */
-export type X86TlbOptions = z.output<typeof X86TlbOptionsSchema>;
-
-/** Token of the `x86-tlb` plugin's validated options in the simulation container. */
-export const X86TlbOptions = serviceId<X86TlbOptions>('@mmnsim/hw-x86-tlb:X86TlbOptions');
+import { X86TlbOptions, X86TlbOptionsSchema } from './internal/options.js';
+import type { X86TlbOptionsInput } from './internal/options.js';
+import { X86Tlb } from './internal/x86-tlb.js';
 
 const x86TlbPluginFactory = definePlugin({
   id: 'x86-tlb',
   requires: ['mm'],
   schema: X86TlbOptionsSchema,
   token: X86TlbOptions,
-  module: new ContainerModule(() => {
-    // The package's services are bound here as the model is built out (see the README).
+  module: new ContainerModule(({ bind, rebind }) => {
+    bind(X86Tlb)
+      .toResolvedValue((k: Kernel, o: X86TlbOptions) => new X86Tlb(k, o), [Kernel, X86TlbOptions])
+      .inSingletonScope();
+    rebind(TlbFlushProvider).toService(X86Tlb);
   }),
 });
 
 /**
- * The `x86-tlb` plugin: this package's only wiring point (ARCHITECTURE §6). Requires the `mm` plugin.
+ * The `x86-tlb` plugin: this package's only wiring point (ARCHITECTURE §6). Requires the `mm`
+ * plugin, whose {@link TlbFlushProvider} it rebinds to the {@link X86Tlb} model, so that every
+ * CPU load and store of the memory model goes through per-CPU TLBs and every flush is a real
+ * shootdown.
  *
  * ## Example
  * ```ts
- * const sim = Simulation.create({ seed: 1, cpus: 2, plugins: [mmPlugin(), x86TlbPlugin()] });
+ * const sim = Simulation.create({
+ *   seed: 1,
+ *   cpus: 4,
+ *   plugins: [mmPlugin(), x86TlbPlugin({ flushCeiling: 33, pcid: true })],
+ * });
+ * const tlb = sim.get(X86Tlb);
  * ```
  *
  * @param options the plugin's options (see {@link X86TlbOptionsSchema}); bad values are reported by
@@ -45,6 +49,17 @@ const x86TlbPluginFactory = definePlugin({
  * @returns the plugin descriptor.
  * @see arch/x86/mm/tlb.c
  */
-export function x86TlbPlugin(options?: z.input<typeof X86TlbOptionsSchema>): Plugin {
+export function x86TlbPlugin(options?: X86TlbOptionsInput): Plugin {
   return x86TlbPluginFactory(options);
 }
+
+export { TLB_NR_DYN_ASIDS } from './internal/cpu-tlb.js';
+export {
+  TLB_REPLACEMENTS,
+  X86_TLB_BUGS,
+  X86TlbOptions,
+  X86TlbOptionsSchema,
+} from './internal/options.js';
+export type { TlbReplacement, X86TlbBug, X86TlbOptionsInput } from './internal/options.js';
+export { TLB_FLUSH_ALL, X86Tlb } from './internal/x86-tlb.js';
+export type { AsidSlotView, CpuTlbView, TlbEntryView, X86TlbStats } from './internal/x86-tlb.js';

@@ -130,6 +130,10 @@ describe('reclaim (notifier-core.md §7 row 9: try_to_unmap; row 21: aging)', ()
       r.firstA = yield* folioReferenced(core, pa); // both were just used
       r.firstB = yield* folioReferenced(core, pb);
       r.accessedCleared = pteFlags(core.pt.pte(proc.mm, a)) & Pte.ACCESSED;
+      // x86 does not flush after clearing the accessed bit: a CPU TLB that still caches A would
+      // use it without setting the bit again. Drop that translation (as a context switch or an
+      // eviction would) so that the access walks the page table. Harmless with the ideal TLB.
+      yield* core.tlb.flushRange(proc.mm, a, a + PAGE_SIZE, false);
       r.againA = yield* proc.load(a); // A is used again, B is not
       r.freed = yield* shrinkLru(core, 1);
       const pteA = core.pt.pte(proc.mm, a);
@@ -208,6 +212,8 @@ describe('reclaim (notifier-core.md §7 row 9: try_to_unmap; row 21: aging)', ()
         const pfn = ptePfn(pte);
         phys.flags[pfn] = (phys.flags[pfn]! & ~Frame.DIRTY) | Frame.LAZYFREE;
       }
+      // …and flushes the TLB (tlb_finish_mmu), so that a later store dirties the PTE again.
+      yield* core.tlb.flushRange(proc.mm, a, a + 2 * PAGE_SIZE, false);
       yield* proc.store(a + PAGE_SIZE, 33); // redirties the second page
       const swapBefore = core.swap.used;
       r.freed1 = (yield* reclaimFolio(core, ptePfn(core.pt.pte(proc.mm, a)))) ? 1 : 0;
