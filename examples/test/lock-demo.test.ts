@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { explore, replay, runScenario } from '@mmnsim/core';
 import { lockDemoScenario } from '../src/lock-demo/scenario.js';
 
-describe('the lock demo (pnpm demo)', () => {
+describe('the lock-demo scenario (examples/src/lock-demo)', () => {
   it('the mutex-protected counter loses no update in 300 PCT schedules', () => {
     const report = explore(lockDemoScenario({ log: false }), {
       strategy: { kind: 'pct', depth: 2 },

@@ -1,90 +1,205 @@
 /**
- * `pnpm demo`: compose a small simulation, run it once with its log and schedule, explore it,
- * then find and replay the race in its broken variant.
+ * `pnpm demo`: the README's main job.
+ *
+ * 1. A composed simulation — a VMM process with a KVM guest (2 vCPUs) and an RDMA ODP memory
+ *    region with NIC traffic, on the x86 TLB model, under a mixed host workload — explored for
+ *    500 PCT schedules, with a progress bar and a summary table.
+ * 2. A bug-zoo variant found, its failing schedule minimised and printed as a readable
+ *    interleaving, saved as a replay file, and the one-line command that replays it.
+ *
+ * Options: `--schedules N` (default 500), `--seed N` (default 1), `--variant ID` (a zoo variant,
+ * default kvm-seq-after-gup).
  */
 import 'reflect-metadata';
-import { explore, replay, runScenario } from '@mmnsim/core';
-import type { LoggedEvent } from '@mmnsim/core';
-import { lockDemoScenario } from '../lock-demo/scenario.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import {
+  explore,
+  formatInterleaving,
+  interleaving,
+  makeReplayFile,
+  minimise,
+  replay,
+} from '@mmnsim/core';
+import type { ExploreReport } from '@mmnsim/core';
+import { ZOO } from '@mmnsim/zoo';
+import { QUIET_EVENTS } from '../scenarios.js';
+import { demoScenario, newCounters } from './scenario.js';
 
-const SEED = 1;
-const out = (line = ''): void => {
-  process.stdout.write(line + '\n');
-};
-
-function describeEvent(e: LoggedEvent): string {
-  const d = e.data as Record<string, unknown>;
-  switch (e.type) {
-    case 'lock.acquired':
-    case 'lock.released':
-      return `${e.type} ${String(d.lock)}`;
-    case 'lock.contended':
-      return `lock.contended ${String(d.lock)} (held by task ${String(d.owner)})`;
-    case 'sched.block':
-    case 'sched.wake':
-      return `${e.type} on ${String(d.on)}`;
-    default:
-      return e.type;
+const args = process.argv.slice(2);
+function option(name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+}
+function wholeNumber(name: string, fallback: number): number {
+  const text = option(name, String(fallback));
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`demo: ${name} must be a whole number ≥ 1 (got "${text}")\n`);
+    process.exit(2);
   }
+  return n;
+}
+const SCHEDULES = wholeNumber('--schedules', 500);
+const SEED = wholeNumber('--seed', 1);
+const VARIANT = option('--variant', 'kvm-seq-after-gup');
+const variant = ZOO.find((v) => v.id === VARIANT);
+if (variant === undefined) {
+  process.stderr.write(
+    `demo: --variant must be one of the zoo's: ${ZOO.map((v) => v.id).join(', ')} (got "${VARIANT}")\n`,
+  );
+  process.exit(2);
 }
 
-out('mmnsim demo: two workers on two CPUs increment a shared counter under a mutex');
-out();
+const out = (line = ''): void => void process.stdout.write(line + '\n');
+const num = (n: number): string => n.toLocaleString('en-US');
+const now = (): number => performance.now();
 
-// 1. One run, with its log and schedule.
-const scenario = lockDemoScenario();
-const { sim, result } = runScenario(scenario, SEED, 'random');
-const counts = new Map<string, number>();
-for (const e of sim.log!.events) counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
-out(`one run (seed ${SEED}, strategy ${JSON.stringify(result.strategy)})`);
-out(`  result        ${result.reason}, ${result.violations.length} violations`);
-out(`  steps         ${result.steps}   virtual time ${result.time} ns`);
-out(`  events        ${result.events}   (${[...counts].map(([t, n]) => `${t} ${n}`).join(', ')})`);
-out(`  schedule      [${result.schedule.join(',')}]   (${result.schedule.length} choices)`);
-out(`  final hash    ${sim.finalHash().slice(0, 16)}…`);
-out('  timeline (lock and scheduler events):');
-out('    step  ctx   task        event');
-for (const e of sim.log!.events) {
-  if (!e.type.startsWith('lock.') && e.type !== 'sched.block' && e.type !== 'sched.wake') continue;
-  const task = e.task >= 0 ? `${sim.scheduler.task(e.task)!.name}#${e.task}` : '-';
-  out(`    ${String(e.step).padEnd(5)} ${e.ctx.padEnd(5)} ${task.padEnd(11)} ${describeEvent(e)}`);
-}
+// ---------------------------------------------------------------------------------------------
+// 1. The composed simulation, explored.
+out('mmnsim demo');
 out();
-
-// 2. Exploration of the correct version.
-const iterations = 500;
-let t0 = performance.now();
-const clean = explore(lockDemoScenario({ log: false }), {
-  strategy: { kind: 'pct', depth: 2 },
-  iterations,
-  seed: SEED,
-});
-let secs = (performance.now() - t0) / 1000;
+out('1. A VMM process with a KVM guest (2 vCPUs) and an RDMA ODP memory region, on x86 TLBs');
 out(
-  `exploration: ${clean.iterations} PCT schedules (depth 2), ${clean.totalSteps} steps, ${clean.failures.length} violations, ${Math.round(clean.iterations / secs)} schedules/s`,
+  '   plugins  mm, x86-tlb, kvm (2 vCPUs on cpu1-2), rdma (mlx5_0: engines on nic0, fault kworker on cpu3)',
 );
+out(
+  '   workload guest loads/stores; NIC RDMA WRITE/READ through the ODP MR; the host faults pages in,',
+);
+out(
+  '            drops one (MADV_DONTNEED), write-protects two and back, forks, breaks COW, unmaps',
+);
+out('            and re-maps a page under the MR; kswapd reclaims');
+out(
+  '   oracles  notifier pairing, lifetime and secondary-MMU checks; KVM, RDMA and x86 TLB oracles',
+);
+out();
 
-// 3. The broken variant: found, then replayed.
-const broken = lockDemoScenario({ broken: true, log: false });
-t0 = performance.now();
-const found = explore(broken, { strategy: { kind: 'pct', depth: 2 }, iterations, seed: SEED });
-secs = (performance.now() - t0) / 1000;
-const f = found.failures[0];
-if (f === undefined) {
-  out(`broken variant (no mutex): not found in ${found.iterations} schedules`);
+const counters = newCounters();
+const bar = new cliProgress.SingleBar(
+  {
+    format:
+      '   exploring [{bar}] {value}/{total} PCT schedules | {rate}/s | violations {violations}',
+    hideCursor: true,
+    clearOnComplete: true,
+  },
+  cliProgress.Presets.shades_classic,
+);
+bar.start(SCHEDULES, 0, { rate: 0, violations: 0 });
+let events = 0;
+const t0 = now();
+const report: ExploreReport = explore(demoScenario(counters), {
+  strategy: { kind: 'pct', depth: 3 },
+  iterations: SCHEDULES,
+  seed: SEED,
+  stopOnFirst: false,
+  now,
+  onIteration: (_i, r) => {
+    events += r.eventsBuilt;
+  },
+  onProgress: (p) => {
+    const secs = (now() - t0) / 1000;
+    bar.update(p.iterations, {
+      rate: Math.round(p.iterations / Math.max(secs, 1e-3)),
+      violations: p.distinct,
+    });
+  },
+});
+bar.stop();
+const secs = (report.elapsedMs ?? now() - t0) / 1000;
+const violations = report.failures.reduce((n, f) => n + f.violations.length, 0);
+const g = report.pct[0];
+const rows: [string, string][] = [
+  [
+    'schedules',
+    `${num(report.iterations)} (PCT depth 3, seeds ${SEED}..${SEED + report.iterations - 1})`,
+  ],
+  ['steps', `${num(report.totalSteps)} (at most ${num(report.maxSteps)} in one schedule)`],
+  ['events', `${num(events)} (built for the oracles; the log was off)`],
+  [
+    'violations',
+    `${violations}${report.distinct.length > 0 ? ` (${report.distinct.map((d) => d.kind).join(', ')})` : ''}`,
+  ],
+  ['schedules/s', `${num(Math.round(report.iterations / secs))} (${secs.toFixed(1)} s)`],
+];
+if (g !== undefined) {
+  rows.push([
+    'PCT guarantee',
+    `n = ${g.tasks} tasks, k = ${num(g.steps)} steps, d = ${g.depth}: after ${num(g.runs)} clean runs a given depth-3 bug`,
+  ]);
+  rows.push([
+    '',
+    `is missed with probability ≤ (1 − 1/(n·k^(d−1)))^R = ${g.missProbability.toFixed(6)}; each run finds it with p ≥ ${(1 / (g.tasks * g.steps ** (g.depth - 1))).toExponential(2)}`,
+  ]);
+}
+rows.push([
+  'exercised',
+  `${num(counters.guestAccesses)} guest accesses, ${num(counters.kvmFaults)} KVM faults (${num(counters.kvmRetries)} retried after a racing invalidation),`,
+]);
+rows.push([
+  '',
+  `${num(counters.nicRequests)} NIC requests, ${num(counters.odpFaults)} ODP faults (${num(counters.odpCollisions)} collided with an invalidation)`,
+]);
+const w = Math.max(...rows.map(([k]) => k.length));
+out(`   ${'─'.repeat(w)}  ${'─'.repeat(60)}`);
+for (const [k, v] of rows) out(`   ${k.padEnd(w)}  ${v}`);
+out(`   ${'─'.repeat(w)}  ${'─'.repeat(60)}`);
+if (report.failures.length > 0) {
+  const f = report.failures[0]!;
+  out(
+    `   first failure: iteration ${f.iteration} (seed ${f.seed}): ${f.violations[0]!.kind}: ${f.violations[0]!.message}`,
+  );
+  process.exitCode = 1;
+}
+out();
+
+// ---------------------------------------------------------------------------------------------
+// 2. A bug from the zoo: found, minimised, shown, saved.
+out(`2. A bug from the zoo: ${variant.id}`);
+out(`   rule     ${variant.rule}`);
+out(`   spec     ${variant.spec}`);
+const broken = variant.scenario(true);
+const t1 = now();
+const hunt = explore(broken, { strategy: { kind: 'pct', depth: 3 }, iterations: 2000, seed: SEED });
+const failure = hunt.failures[0];
+if (failure === undefined) {
+  out(`   not found in ${num(hunt.iterations)} PCT schedules`);
   process.exitCode = 1;
 } else {
+  const v = failure.violations[0]!;
   out(
-    `broken variant (no mutex): '${f.violations[0]!.kind}' found at iteration ${f.iteration} (seed ${f.seed}) in ${secs.toFixed(2)} s`,
+    `   found    at schedule ${failure.iteration + 1} of the campaign (seed ${failure.seed}, ${((now() - t1) / 1000).toFixed(2)} s): ${v.kind}`,
   );
-  out(`  ${f.violations[0]!.message}`);
-  out(`  schedule [${f.schedule.join(',')}]`);
-  const logged = lockDemoScenario({ broken: true });
-  const again = replay(logged, f);
-  const twice = replay(logged, f);
-  const same = again.sim.finalHash() === twice.sim.finalHash();
+  const m = minimise(broken, failure);
   out(
-    `  replayed from seed + schedule: ${again.result.violations[0]?.kind ?? 'no violation'}, log hash ${again.sim.finalHash().slice(0, 16)}… (${same ? 'identical on a second replay' : 'DIFFERENT on a second replay'})`,
+    `   minimised ${m.before.preemptions} → ${m.after.preemptions} preemptions, ${m.before.steps} → ${m.after.steps} steps, ${m.before.choices} → ${m.after.choices} choices (${m.runs} runs)`,
   );
-  if (!same || again.result.violations.length === 0) process.exitCode = 1;
+  const { sim, result } = replay(broken, m, { log: true });
+  out(
+    `   replayed ${result.violations[0]?.kind ?? 'no violation'} again, log hash ${sim.finalHash().slice(0, 16)}…`,
+  );
+  out();
+  out('   The minimised interleaving (! marks the events the violation cites):');
+  const table = formatInterleaving(interleaving(sim.log!.events, { omit: QUIET_EVENTS }), {
+    maxRun: 30,
+  });
+  for (const line of table.split('\n')) out('   ' + line);
+  out();
+  out(`   ${v.message}`);
+  const file = makeReplayFile(broken, {
+    seed: m.seed,
+    schedule: m.schedule,
+    strategy: failure.strategy,
+  });
+  const dir = join('.mmnsim', 'replays');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${variant.id}.json`);
+  writeFileSync(path, JSON.stringify(file, null, 2) + '\n');
+  out();
+  out(
+    `   saved ${path}; replay it step by step (add --stop-at STEP to stop early, --all for every event):`,
+  );
+  out();
+  out(`     pnpm replay ${path}`);
 }

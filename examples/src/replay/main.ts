@@ -17,10 +17,7 @@ import {
   ReplayFileError,
   replayFile,
 } from '@mmnsim/core';
-import { findScenario } from '../scenarios.js';
-
-/** Event namespaces left out of the printed interleaving unless `--all` is given. */
-const QUIET = ['sched.switch', 'srcu.*', 'lock.*', 'mm.pt.alloc', 'mm.frame.write', 'mm.vma.*'];
+import { findScenario, QUIET_EVENTS } from '../scenarios.js';
 
 const args = process.argv.slice(2);
 const usage = 'usage: pnpm replay <file> [--stop-at STEP] [--tail N] [--all]';
@@ -88,7 +85,7 @@ try {
   if (v !== undefined) out(`  violation   ${v.kind}: ${v.message}`);
   out();
   const rows = interleaving(sim.log!.events, {
-    ...(all ? {} : { omit: QUIET }),
+    ...(all ? {} : { omit: QUIET_EVENTS }),
     ...(tail !== undefined ? { tail } : {}),
   });
   out(formatInterleaving(rows, all ? {} : { maxRun: 12 }));

@@ -36,19 +36,13 @@ const STALE = [
 ];
 
 /** A process with `pages` anonymous pages at BASE, each holding `100 + index` in its first word. */
-function* populate(
-  proc: Process,
-  pages: number,
-): TaskGen<void> {
+function* populate(proc: Process, pages: number): TaskGen<void> {
   yield* proc.mmap(BASE, pages * PAGE_SIZE, RW, Map_.PRIVATE | Map_.ANONYMOUS | Map_.FIXED);
   for (let i = 0; i < pages; i++) yield* proc.store(BASE + i * PAGE_SIZE, 100 + i);
 }
 
 /** Replaces page `i` with a fresh mapping holding a new value (the old frame is freed, then reused). */
-function* remap(
-  proc: Process,
-  i: number,
-): TaskGen<void> {
+function* remap(proc: Process, i: number): TaskGen<void> {
   const va = BASE + i * PAGE_SIZE;
   yield* proc.munmap(va, PAGE_SIZE);
   yield* proc.mmap(va, PAGE_SIZE, RW, Map_.PRIVATE | Map_.ANONYMOUS | Map_.FIXED);
