@@ -5,9 +5,9 @@
  * @packageDocumentation
  */
 export { KVM_BUGS, MiniKvm, miniKvmPlugin, MiniKvmVm } from './mini-kvm.js';
-export type { KvmBug } from './mini-kvm.js';
+export type { KvmBug, Translation } from './mini-kvm.js';
 export { MiniOdp, MiniOdpDevice, miniOdpPlugin, ODP_BUGS } from './mini-odp.js';
-export type { OdpBug } from './mini-odp.js';
+export type { MttEntry, OdpBug } from './mini-odp.js';
 export {
   MiniSubscriber,
   MiniSubscriberDevice,

@@ -97,11 +97,17 @@ declare module '@mmnsim/core' {
 /** One of {@link KVM_BUGS}. */
 export type KvmBug = (typeof KVM_BUGS)[number];
 
-interface Translation {
+/** An SPTE or guest TLB entry of the mini KVM (a {@link SecondaryMapping}). */
+export interface Translation {
+  /** The host mm. */
   readonly mm: MmStruct;
+  /** Guest address (= host virtual address of the identity memslot). */
   readonly va: number;
+  /** The host frame. */
   readonly pfn: number;
+  /** The frame's allocation generation when the translation was made. */
   readonly gen: number;
+  /** Whether writes are allowed. */
   readonly writable: boolean;
 }
 

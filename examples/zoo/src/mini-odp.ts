@@ -67,11 +67,17 @@ export const ODP_BUGS = [
 /** One of {@link ODP_BUGS}. */
 export type OdpBug = (typeof ODP_BUGS)[number];
 
-interface MttEntry {
+/** One MTT entry of the mini ODP device (a {@link SecondaryMapping}). */
+export interface MttEntry {
+  /** The process's mm. */
   readonly mm: MmStruct;
+  /** Virtual address of the page. */
   readonly va: number;
+  /** The frame the device reaches. */
   readonly pfn: number;
+  /** The frame's allocation generation at snapshot time. */
   readonly gen: number;
+  /** Whether the device may write. */
   readonly writable: boolean;
 }
 
