@@ -194,6 +194,16 @@ describe('EventLog', () => {
     expect(log.events.map((e) => e.type)).toEqual(['sched.spawn']);
   });
 
+  it('ofType gives the recorded events of one type, in order', () => {
+    const { log } = sampleLog();
+    const spawns = log.ofType('sched.spawn');
+    expect(spawns.map((e) => e.data.name)).toEqual(['worker', 'dma «ünï» \u2028 "q"']);
+    expect(spawns.map((e) => e.seq)).toEqual(
+      log.events.filter((e) => e.type === 'sched.spawn').map((e) => e.seq),
+    );
+    expect(log.ofType('srcu.flip')).toEqual([]);
+  });
+
   it('keeps every type by default', () => {
     const log = new EventLog();
     expect(log.keeps('anything.at.all')).toBe(true);

@@ -103,13 +103,8 @@ export function runOk(sim: Simulation): void {
 }
 
 /** The logged events of one type with their typed payloads. */
-export function ofType<K extends keyof SimEventMap>(
-  sim: Simulation,
-  type: K,
-): { seq: number; task: number; data: SimEventMap[K] }[] {
-  return sim
-    .log!.events.filter((e) => e.type === type)
-    .map((e) => ({ seq: e.seq, task: e.task, data: e.data as unknown as SimEventMap[K] }));
+export function ofType<K extends keyof SimEventMap>(sim: Simulation, type: K) {
+  return sim.log!.ofType(type).map(({ seq, task, data }) => ({ seq, task, data }));
 }
 
 /** `seq` of the first logged event of `type` matching `pred` (-1 if none). */

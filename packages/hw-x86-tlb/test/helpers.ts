@@ -50,18 +50,8 @@ export function runOk(sim: Simulation): void {
 }
 
 /** The logged events of one type with their typed payloads. */
-export function ofType<K extends keyof SimEventMap>(
-  sim: Simulation,
-  type: K,
-): { seq: number; step: number; task: number; data: SimEventMap[K] }[] {
-  return sim
-    .log!.events.filter((e) => e.type === type)
-    .map((e) => ({
-      seq: e.seq,
-      step: e.step,
-      task: e.task,
-      data: e.data as unknown as SimEventMap[K],
-    }));
+export function ofType<K extends keyof SimEventMap>(sim: Simulation, type: K) {
+  return sim.log!.ofType(type).map(({ seq, step, task, data }) => ({ seq, step, task, data }));
 }
 
 /** Stores `i + 1` into the first word of each of `pages` pages from `addr`. */

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { EventSink } from './bus.js';
-import type { AnySimEvent, LoggedEvent } from './events.js';
+import type { AnySimEvent, LoggedEvent, SimEvent, SimEventType } from './events.js';
 import type { JsonValue } from './json.js';
 
 /**
@@ -208,6 +208,19 @@ export class EventLog implements EventSink {
   /** The recorded events in recording order. A live view: it grows as the run goes on. */
   get events(): readonly LoggedEvent[] {
     return this.list;
+  }
+
+  /**
+   * The recorded events of one type, in order, typed by their payload. Events read back from
+   * NDJSON are plain JSON; their payloads are trusted to match the type's declaration.
+   *
+   * @example
+   * for (const e of sim.log!.ofType('sched.spawn')) console.log(e.step, e.data.name);
+   */
+  ofType<K extends SimEventType>(type: K): SimEvent<K>[] {
+    const out: SimEvent<K>[] = [];
+    for (const e of this.list) if (e.type === type) out.push(e as unknown as SimEvent<K>);
+    return out;
   }
 
   /** Number of recorded events. */
