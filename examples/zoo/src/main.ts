@@ -5,20 +5,44 @@
  */
 import 'reflect-metadata';
 import { runZoo } from './run-zoo.js';
+import { ZOO } from './variants.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const iterations = arg('--iterations');
-const seeds = arg('--seeds');
-const only = arg('--only');
+function fail(message: string): never {
+  process.stderr.write(`zoo: ${message}\n`);
+  process.exit(2);
+}
+function wholeNumbers(name: string, text: string, min: number, list: boolean): number[] {
+  const values = (list ? text.split(',') : [text]).map(Number);
+  if (values.some((n) => !Number.isInteger(n) || n < min)) {
+    const what = list ? `whole numbers ≥ ${min}, separated by commas` : `a whole number ≥ ${min}`;
+    fail(`${name} takes ${what} (got "${text}")`);
+  }
+  return values;
+}
+const iterationsArg = arg('--iterations');
+const seedsArg = arg('--seeds');
+const onlyArg = arg('--only');
+const iterations =
+  iterationsArg === undefined
+    ? undefined
+    : wholeNumbers('--iterations', iterationsArg, 1, false)[0];
+const seeds = seedsArg === undefined ? undefined : wholeNumbers('--seeds', seedsArg, 0, true);
+const only = onlyArg?.split(',');
+const unknown = only?.filter((id) => !ZOO.some((v) => v.id === id)) ?? [];
+if (unknown.length > 0)
+  fail(
+    `--only: no variant ${unknown.join(', ')}; the variants are ${ZOO.map((v) => v.id).join(', ')}`,
+  );
 const t0 = performance.now();
 const lines = runZoo({
-  ...(iterations !== undefined ? { iterations: Number(iterations) } : {}),
-  ...(seeds !== undefined ? { seeds: seeds.split(',').map(Number) } : {}),
-  ...(only !== undefined ? { only: only.split(',') } : {}),
+  ...(iterations !== undefined ? { iterations } : {}),
+  ...(seeds !== undefined ? { seeds } : {}),
+  ...(only !== undefined ? { only } : {}),
   onLine: (l) => {
     const { kinds: _k, ...shown } = l;
     process.stdout.write(JSON.stringify(shown) + '\n');
