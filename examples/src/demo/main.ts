@@ -13,6 +13,7 @@
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import {
   explore,
@@ -27,30 +28,40 @@ import { ZOO } from '@mmnsim/zoo';
 import { QUIET_EVENTS } from '../scenarios.js';
 import { demoScenario, newCounters } from './scenario.js';
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: string): string {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
-}
-function wholeNumber(name: string, fallback: number): number {
-  const text = option(name, String(fallback));
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write(`demo: ${name} must be a whole number ≥ 1 (got "${text}")\n`);
-    process.exit(2);
-  }
-  return n;
-}
-const SCHEDULES = wholeNumber('--schedules', 500);
-const SEED = wholeNumber('--seed', 1);
-const VARIANT = option('--variant', 'kvm-seq-after-gup');
-const variant = ZOO.find((v) => v.id === VARIANT);
-if (variant === undefined) {
-  process.stderr.write(
-    `demo: --variant must be one of the zoo's: ${ZOO.map((v) => v.id).join(', ')} (got "${VARIANT}")\n`,
-  );
+function fail(message: string): never {
+  process.stderr.write(`demo: ${message}\n`);
   process.exit(2);
 }
+let values: { schedules?: string; seed?: string; variant?: string } = {};
+try {
+  ({ values } = parseArgs({
+    options: {
+      schedules: { type: 'string' },
+      seed: { type: 'string' },
+      variant: { type: 'string' },
+    },
+  }));
+} catch (e) {
+  fail((e as Error).message);
+}
+function wholeNumber(
+  name: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    fail(`${name} must be a whole number ≥ ${min} (got "${text}")`);
+  return n;
+}
+const SCHEDULES = wholeNumber('--schedules', values.schedules, 500, 1);
+const SEED = wholeNumber('--seed', values.seed, 1, 0);
+const VARIANT = values.variant ?? 'kvm-seq-after-gup';
+const variant = ZOO.find((v) => v.id === VARIANT);
+if (variant === undefined)
+  fail(`--variant must be one of the zoo's: ${ZOO.map((v) => v.id).join(', ')} (got "${VARIANT}")`);
 
 const out = (line = ''): void => void process.stdout.write(line + '\n');
 const num = (n: number): string => n.toLocaleString('en-US');

@@ -9,6 +9,7 @@
  */
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import {
   formatInterleaving,
   interleaving,
@@ -19,7 +20,6 @@ import {
 } from '@mmnsim/core';
 import { findScenario, QUIET_EVENTS } from '../scenarios.js';
 
-const args = process.argv.slice(2);
 const usage = 'usage: pnpm replay <file> [--stop-at STEP] [--tail N] [--all]';
 
 // `pnpm replay f | head` closes the pipe early: that is not an error.
@@ -27,14 +27,6 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
   throw e;
 });
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined) fail(2, `${name} needs a value (${usage})`);
-  args.splice(i, 2);
-  return v;
-};
 
 function fail(code: number, message: string): never {
   process.stderr.write(`replay: ${message}\n`);
@@ -48,11 +40,26 @@ function count(name: string, text: string | undefined): number | undefined {
   return n;
 }
 
-const stopAt = count('--stop-at', flag('--stop-at'));
-const tail = count('--tail', flag('--tail'));
-const all = args.includes('--all');
-const path = args.filter((a) => a !== '--all')[0];
-if (path === undefined || path.startsWith('--')) fail(2, usage);
+function parseOrFail() {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        'stop-at': { type: 'string' },
+        tail: { type: 'string' },
+        all: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    fail(2, `${(e as Error).message} (${usage})`);
+  }
+}
+const parsed = parseOrFail();
+const stopAt = count('--stop-at', parsed.values['stop-at']);
+const tail = count('--tail', parsed.values.tail);
+const all = parsed.values.all === true;
+const path = parsed.positionals[0];
+if (path === undefined || parsed.positionals.length > 1) fail(2, usage);
 
 let text: string;
 try {

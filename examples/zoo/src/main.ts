@@ -4,14 +4,10 @@
  * Options: `--iterations N`, `--seeds 1,2,3`, `--only id,id`.
  */
 import 'reflect-metadata';
+import { parseArgs } from 'node:util';
 import { runZoo } from './run-zoo.js';
 import { ZOO } from './variants.js';
 
-const args = process.argv.slice(2);
-const arg = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 function fail(message: string): never {
   process.stderr.write(`zoo: ${message}\n`);
   process.exit(2);
@@ -24,9 +20,19 @@ function wholeNumbers(name: string, text: string, min: number, list: boolean): n
   }
   return values;
 }
-const iterationsArg = arg('--iterations');
-const seedsArg = arg('--seeds');
-const onlyArg = arg('--only');
+let values: { iterations?: string; seeds?: string; only?: string } = {};
+try {
+  ({ values } = parseArgs({
+    options: {
+      iterations: { type: 'string' },
+      seeds: { type: 'string' },
+      only: { type: 'string' },
+    },
+  }));
+} catch (e) {
+  fail((e as Error).message);
+}
+const { iterations: iterationsArg, seeds: seedsArg, only: onlyArg } = values;
 const iterations =
   iterationsArg === undefined
     ? undefined

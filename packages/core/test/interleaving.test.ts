@@ -119,3 +119,20 @@ describe('readable interleavings of a run (issue 9: task, step, event)', () => {
     expect(last.detail).toContain('checker saw the window open');
   });
 });
+
+describe('formatInterleaving on a long log', () => {
+  it('formats 200,000 rows (column widths are not computed by spreading the rows)', () => {
+    const rows = Array.from({ length: 200_000 }, (_, i) => ({
+      seq: i,
+      step: i,
+      task: 't',
+      ctx: 'cpu0',
+      type: 'x.e',
+      detail: '',
+      evidence: false,
+    }));
+    const text = formatInterleaving(rows, { maxRun: 4 });
+    expect(text.split('\n')).toHaveLength(1 + 4 + 1);
+    expect(text).toContain('… 199996 more rows of t@cpu0');
+  });
+});

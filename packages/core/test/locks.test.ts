@@ -284,3 +284,38 @@ describe('completion', () => {
     expect(sim.run().violations[0]!.kind).toBe('sleep-in-atomic');
   });
 });
+
+describe('reader/writer lock misuse (up_read/up_write, read_unlock/write_unlock)', () => {
+  it('releasing a hold the task does not have is reported naming the call and the lock, and the lock is left as it was', () => {
+    const sim = Simulation.create({ seed: 1, cpus: 2, stopOnViolation: false });
+    const sem = new RwSemaphore(sim.kernel, 'mm->mmap_lock');
+    const rw = new RwLock(sim.kernel, 'tasklist_lock');
+    let stillHeld = false;
+    const owner = sim.spawn('owner', 0, function* () {
+      yield* sem.downWrite();
+      yield* sim.scheduler.preempt();
+      yield* sim.scheduler.preempt();
+      sem.upWrite();
+    });
+    sim.spawn('other', 1, function* () {
+      yield* sim.scheduler.preempt();
+      sem.upWrite(); // not the writer
+      sem.upRead(); // holds no read lock
+      rw.readUnlock();
+      rw.writeUnlock();
+      stillHeld = !sem.tryDownRead();
+      yield* sim.scheduler.join(owner);
+    });
+    const r = sim.run();
+    expect(r.violations.map((v) => [v.kind, v.message])).toEqual([
+      ['rwsem-bad-unlock', 'up_write(mm->mmap_lock) by other#1, but the writer is owner#0'],
+      ['rwsem-bad-unlock', 'up_read(mm->mmap_lock) by other#1, which holds no read lock on it'],
+      [
+        'rwlock-bad-unlock',
+        'read_unlock(tasklist_lock) by other#1, which holds no read lock on it',
+      ],
+      ['rwlock-bad-unlock', 'write_unlock(tasklist_lock) by other#1, but the writer is nobody'],
+    ]);
+    expect(stillHeld).toBe(true);
+  });
+});

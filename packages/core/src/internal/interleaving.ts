@@ -123,9 +123,15 @@ export function formatInterleaving(
   options: FormatInterleavingOptions = {},
 ): string {
   const who = rows.map((r) => `${r.task}@${r.ctx}`);
-  const wWho = Math.max(4, ...who.map((w) => w.length));
-  const wType = Math.max(5, ...rows.map((r) => r.type.length));
-  const wStep = Math.max(4, ...rows.map((r) => String(r.step).length));
+  // Column widths (a loop, not Math.max(...spread): a whole log can have 10^5 rows).
+  let wWho = 4;
+  let wType = 5;
+  let wStep = 4;
+  for (let i = 0; i < rows.length; i++) {
+    wWho = Math.max(wWho, who[i]!.length);
+    wType = Math.max(wType, rows[i]!.type.length);
+    wStep = Math.max(wStep, String(rows[i]!.step).length);
+  }
   const out = [
     `  ${'step'.padStart(wStep)}  ${'task'.padEnd(wWho)}  ${'event'.padEnd(wType)}  detail`,
   ];

@@ -1,3 +1,4 @@
+import type { Kernel } from '../kernel.js';
 import type { Task } from '../task.js';
 
 interface RwWaiter {
@@ -48,6 +49,37 @@ export class RwCore {
     if (i < 0) return false;
     this.readers.splice(i, 1);
     return true;
+  }
+
+  /**
+   * Drops the current task's read hold for `op` (`up_read`, `read_unlock`). A task that holds
+   * none is reported as `kind` (the lock stays as it was); returns whether a hold was dropped.
+   */
+  releaseRead(k: Kernel, kind: string, op: string, name: string): boolean {
+    const me = k.scheduler.currentOrNull;
+    if (me !== null && this.dropReader(me)) return true;
+    k.report(
+      kind,
+      `${op}(${name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`,
+    );
+    return false;
+  }
+
+  /**
+   * Drops the current task's write hold for `op` (`up_write`, `write_unlock`). A task that is not
+   * the writer is reported as `kind`; returns whether the hold was dropped.
+   */
+  releaseWrite(k: Kernel, kind: string, op: string, name: string): boolean {
+    const me = k.scheduler.currentOrNull;
+    if (me !== null && this.writer === me) {
+      this.writer = null;
+      return true;
+    }
+    k.report(
+      kind,
+      `${op}(${name}) by ${me?.toString() ?? 'no task'}, but the writer is ${this.writer?.toString() ?? 'nobody'}`,
+    );
+    return false;
   }
 
   /** Hands the lock to waiters that can now have it; returns true if anyone was granted. */

@@ -114,31 +114,14 @@ export class RwLock {
 
   /** Releases a read hold. @see read_unlock */
   readUnlock(): void {
-    const k = this.kernel;
-    const me = k.scheduler.currentOrNull;
-    if (me === null || !this.core.dropReader(me)) {
-      k.report(
-        'rwlock-bad-unlock',
-        `read_unlock(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`,
-      );
-      return;
-    }
-    this.released();
+    if (this.core.releaseRead(this.kernel, 'rwlock-bad-unlock', 'read_unlock', this.name))
+      this.released();
   }
 
   /** Releases the write hold. @see write_unlock */
   writeUnlock(): void {
-    const k = this.kernel;
-    const me = k.scheduler.currentOrNull;
-    if (me === null || this.core.writer !== me) {
-      k.report(
-        'rwlock-bad-unlock',
-        `write_unlock(${this.name}) by ${me?.toString() ?? 'no task'}, but the writer is ${this.core.writer?.toString() ?? 'nobody'}`,
-      );
-      return;
-    }
-    this.core.writer = null;
-    this.released();
+    if (this.core.releaseWrite(this.kernel, 'rwlock-bad-unlock', 'write_unlock', this.name))
+      this.released();
   }
 
   private released(): void {

@@ -129,31 +129,14 @@ export class RwSemaphore {
 
   /** Releases a read hold. @see up_read */
   upRead(): void {
-    const k = this.kernel;
-    const me = k.scheduler.currentOrNull;
-    if (me === null || !this.core.dropReader(me)) {
-      k.report(
-        'rwsem-bad-unlock',
-        `up_read(${this.name}) by ${me?.toString() ?? 'no task'}, which holds no read lock on it`,
-      );
-      return;
-    }
-    this.released();
+    if (this.core.releaseRead(this.kernel, 'rwsem-bad-unlock', 'up_read', this.name))
+      this.released();
   }
 
   /** Releases the write hold. @see up_write */
   upWrite(): void {
-    const k = this.kernel;
-    const me = k.scheduler.currentOrNull;
-    if (me === null || this.core.writer !== me) {
-      k.report(
-        'rwsem-bad-unlock',
-        `up_write(${this.name}) by ${me?.toString() ?? 'no task'}, but the writer is ${this.core.writer?.toString() ?? 'nobody'}`,
-      );
-      return;
-    }
-    this.core.writer = null;
-    this.released();
+    if (this.core.releaseWrite(this.kernel, 'rwsem-bad-unlock', 'up_write', this.name))
+      this.released();
   }
 
   /** Turns the current task's write hold into a read hold, letting queued readers in. @see downgrade_write */
