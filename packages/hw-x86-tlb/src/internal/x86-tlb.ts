@@ -485,7 +485,8 @@ export class X86Tlb implements TlbFlushProvider {
       ? bus.emit('mm.tlb.flush', { mm: mm.id, start, end, freedTables })
       : undefined;
     this.resolve(st, rs, re, startTick, ev?.seq ?? -1);
-    c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+    const spin = c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+    if (spin !== undefined) yield* spin;
   }
 
   /**
@@ -493,7 +494,7 @@ export class X86Tlb implements TlbFlushProvider {
    * generation, adds its cpumask to the running task's batch, and invalidates the secondary TLBs
    * at once, for the whole address space as x86 does (`(mm, 0, -1)`).
    */
-  batchAdd(mm: MmStruct, _start: number, _end: number): void {
+  batchAdd(mm: MmStruct, _start: number, _end: number): TaskGen<void> | void {
     const st = this.ctxOf(mm);
     this.incGen(st);
     const key = this.sched.currentOrNull?.id ?? -1;
@@ -504,7 +505,7 @@ export class X86Tlb implements TlbFlushProvider {
     }
     for (let cpu = 0; cpu < this.ncpus; cpu++) if (st.cpumask[cpu] === 1) b.cpus[cpu] = 1;
     if (!b.mms.includes(mm)) b.mms.push(mm);
-    this.c.notifiers.archInvalidateSecondaryTlbs(mm, 0, TASK_SIZE);
+    return this.c.notifiers.archInvalidateSecondaryTlbs(mm, 0, TASK_SIZE);
   }
 
   /**

@@ -180,10 +180,37 @@ export class MmuNotifiers {
 
   /**
    * `mmu_notifier_arch_invalidate_secondary_tlbs`: called by the CPU TLB flush path (the TLB
-   * provider) with the flushed range, before the flush returns; never sleeps.
+   * provider) with the flushed range, before the flush returns; never sleeps. When a hook has to
+   * spin-wait for its hardware to complete the invalidation (an IOMMU's `qi_submit_sync`), a
+   * generator is returned that the caller must run with `yield*` before it goes on (it only
+   * spin-waits, so atomic context is fine); otherwise nothing is returned.
+   *
+   * ## Example
+   * ```ts
+   * const spin = core.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+   * if (spin !== undefined) yield* spin;
+   * ```
    */
-  archInvalidateSecondaryTlbs(mm: MmStruct, start: number, end: number): void {
-    if (this.hasNotifiers(mm)) this.__archInvalidateSecondaryTlbs(mm, start, end);
+  archInvalidateSecondaryTlbs(mm: MmStruct, start: number, end: number): TaskGen<void> | undefined {
+    const spin = this.hasNotifiers(mm)
+      ? this.__archInvalidateSecondaryTlbs(mm, start, end)
+      : undefined;
+    if (spin !== undefined) return this.archInvalidateThenEmit(spin, mm, start, end);
+    this.emitSecondaryTlbs(mm, start, end);
+    return undefined;
+  }
+
+  private *archInvalidateThenEmit(
+    spin: TaskGen<void>,
+    mm: MmStruct,
+    start: number,
+    end: number,
+  ): TaskGen<void> {
+    yield* spin;
+    this.emitSecondaryTlbs(mm, start, end);
+  }
+
+  private emitSecondaryTlbs(mm: MmStruct, start: number, end: number): void {
     const bus = this.kernel.bus;
     if (bus.wants('mmn.secondary_tlbs')) bus.emit('mmn.secondary_tlbs', { mm: mm.id, start, end });
   }
@@ -211,8 +238,14 @@ export class MmuNotifiers {
   /** `__mmu_notifier_release`. */
   protected *__release(_mm: MmStruct): TaskGen<void> {}
 
-  /** `__mmu_notifier_arch_invalidate_secondary_tlbs`. */
-  protected __archInvalidateSecondaryTlbs(_mm: MmStruct, _start: number, _end: number): void {}
+  /** `__mmu_notifier_arch_invalidate_secondary_tlbs`; a generator when a hook spin-waits. */
+  protected __archInvalidateSecondaryTlbs(
+    _mm: MmStruct,
+    _start: number,
+    _end: number,
+  ): TaskGen<void> | undefined {
+    return undefined;
+  }
 
   /** Gives `range` its identity before any callback sees it, so callback events pair with the window. */
   private identify(range: NotifierRange): void {

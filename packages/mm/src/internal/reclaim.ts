@@ -46,7 +46,8 @@ export function* flushClearedPte(core: MmCore, mm: MmStruct, va: number): TaskGe
   if (unmapFlushMode(core) === 'immediate') {
     yield* core.tlb.flushRange(mm, va, va + PAGE_SIZE, false);
   } else {
-    core.tlb.batchAdd(mm, va, va + PAGE_SIZE);
+    const spin = core.tlb.batchAdd(mm, va, va + PAGE_SIZE);
+    if (spin !== undefined) yield* spin;
   }
 }
 

@@ -30,9 +30,10 @@ export interface TlbFlushProvider {
   flushRange(mm: MmStruct, start: number, end: number, freedTables: boolean): TaskGen<void>;
   /**
    * `arch_tlbbatch_add_pending`: queue a deferred flush of `[start, end)` of `mm` (reclaim and
-   * migration batching); the secondary-TLB hook fires here.
+   * migration batching); the secondary-TLB hook fires here. Returns the hook's spin-wait (see
+   * `MmuNotifiers.archInvalidateSecondaryTlbs`) for the caller to run, if there is one.
    */
-  batchAdd(mm: MmStruct, start: number, end: number): void;
+  batchAdd(mm: MmStruct, start: number, end: number): TaskGen<void> | void;
   /** `try_to_unmap_flush` / `arch_tlbbatch_flush`: perform every queued deferred flush. */
   batchFlush(): TaskGen<void>;
   /**
@@ -72,13 +73,14 @@ export class IdealTlb implements TlbFlushProvider {
     const c = this.c;
     const bus = c.kernel.bus;
     if (bus.wants('mm.tlb.flush')) bus.emit('mm.tlb.flush', { mm: mm.id, start, end, freedTables });
-    c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+    const spin = c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+    if (spin !== undefined) yield* spin;
   }
 
   /** See {@link TlbFlushProvider.batchAdd}. */
-  batchAdd(mm: MmStruct, start: number, end: number): void {
+  batchAdd(mm: MmStruct, start: number, end: number): TaskGen<void> | void {
     this.pending.push({ mm, start, end });
-    this.c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
+    return this.c.notifiers.archInvalidateSecondaryTlbs(mm, start, end);
   }
 
   /** See {@link TlbFlushProvider.batchFlush}. */

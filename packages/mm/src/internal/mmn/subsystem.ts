@@ -782,15 +782,49 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
     return young;
   }
 
-  /** `__mmu_notifier_arch_invalidate_secondary_tlbs`: every list subscriber's hook; cannot sleep. */
-  protected override __archInvalidateSecondaryTlbs(mm: MmStruct, start: number, end: number): void {
+  /**
+   * `__mmu_notifier_arch_invalidate_secondary_tlbs`: every list subscriber's hook; cannot sleep.
+   * A hook that spin-waits for its hardware (an IOMMU's `qi_submit_sync`) returns a generator:
+   * from that hook on the walk continues as a generator the caller runs, still inside the SRCU
+   * read section and the no-sleep section; otherwise nothing is returned.
+   */
+  protected override __archInvalidateSecondaryTlbs(
+    mm: MmStruct,
+    start: number,
+    end: number,
+  ): TaskGen<void> | undefined {
     const subs = this.subscriptions(mm)!;
-    if (subs.list.length === 0) return;
+    if (subs.list.length === 0) return undefined;
     const idx = this.srcu.readLock();
     const sched = this.kernel.scheduler;
     sched.enterNoSleep('arch_invalidate_secondary_tlbs');
-    for (const sub of subs.list) sub.ops.archInvalidateSecondaryTlbs?.(sub, mm, start, end);
+    const list = subs.list;
+    for (let i = 0; i < list.length; i++) {
+      const sub = list[i]!;
+      const r = sub.ops.archInvalidateSecondaryTlbs?.(sub, mm, start, end);
+      if (r !== undefined && isTaskGen(r))
+        return this.archInvalidateSpin(r, list.slice(i + 1), mm, start, end, idx);
+    }
     sched.leaveNoSleep();
+    this.srcu.readUnlock(idx);
+    return undefined;
+  }
+
+  /** The rest of {@link __archInvalidateSecondaryTlbs} once a hook spin-waits. */
+  private *archInvalidateSpin(
+    first: TaskGen<void>,
+    rest: readonly MmuNotifier[],
+    mm: MmStruct,
+    start: number,
+    end: number,
+    idx: number,
+  ): TaskGen<void> {
+    yield* first;
+    for (const sub of rest) {
+      const r = sub.ops.archInvalidateSecondaryTlbs?.(sub, mm, start, end);
+      if (r !== undefined && isTaskGen(r)) yield* r;
+    }
+    this.kernel.scheduler.leaveNoSleep();
     this.srcu.readUnlock(idx);
   }
 

@@ -46,10 +46,17 @@ export interface MmuNotifierOps {
   invalidateRangeEnd?(sub: MmuNotifier, range: NotifierRange): MaySleep<void>;
   /**
    * The CPU TLB of `mm` was invalidated for `[start, end)`: invalidate the secondary TLB that walks
-   * the CPU page tables (IOMMU SVA). Exclusive with start/end. Cannot sleep.
+   * the CPU page tables (IOMMU SVA). Exclusive with start/end. Cannot sleep, but may spin-wait
+   * for its hardware (`qi_submit_sync` polls the wait descriptor with interrupts off): then it
+   * returns a generator that only blocks with `{ spin: true }`.
    * @see mmu_notifier_ops.arch_invalidate_secondary_tlbs
    */
-  archInvalidateSecondaryTlbs?(sub: MmuNotifier, mm: MmStruct, start: number, end: number): void;
+  archInvalidateSecondaryTlbs?(
+    sub: MmuNotifier,
+    mm: MmStruct,
+    start: number,
+    end: number,
+  ): TaskGen<void> | void;
   /** Allocates the subscription for `mmu_notifier_get` (a subscription, or a negated errno). */
   allocNotifier?(mm: MmStruct): MmuNotifier | number;
   /** Frees a subscription after the last `mmu_notifier_put` and a grace period. Cannot sleep. */
