@@ -31,8 +31,12 @@ export const Errno = {
   EBUSY: 16,
   /** File exists. */
   EEXIST: 17,
+  /** No such device. */
+  ENODEV: 19,
   /** Invalid argument. */
   EINVAL: 22,
+  /** No space left on device (also: no PASID left). */
+  ENOSPC: 28,
   /** Resource deadlock would occur. */
   EDEADLK: 35,
   /** Value too large for defined data type. */

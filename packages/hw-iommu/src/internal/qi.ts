@@ -1,0 +1,185 @@
+/**
+ * The invalidation queue (VT-d "QI"; the SMMUv3 command queue plays the same part) as its own
+ * engine task, in its own file: descriptors are submitted now and completed later by the
+ * hardware, so a flush that was submitted but not completed is a state the scheduler can
+ * interleave with device traffic.
+ */
+import { WaitQueue } from '@mmnsim/core';
+import type { Kernel, TaskGen } from '@mmnsim/core';
+
+/** What a descriptor invalidates (`QI_IOTLB_TYPE`, `QI_EIOTLB_TYPE`, `QI_DEV_EIOTLB_TYPE`, `QI_PC_TYPE`, `QI_IWD_TYPE`). */
+export type QiKind = 'iotlb' | 'piotlb' | 'devtlb' | 'pasid-cache' | 'wait';
+
+/** One invalidation descriptor (`struct qi_desc`). */
+export interface QiDesc {
+  /** Serial, for events. */
+  id: number;
+  /** See {@link QiKind}. */
+  readonly kind: QiKind;
+  /** Domain id (-1 if not domain-tagged). */
+  readonly did: number;
+  /** PASID (-1: none; for `iotlb` the RID's requests). */
+  readonly pasid: number;
+  /** First address (page aligned). */
+  readonly addr: number;
+  /** Pages, a power of two naturally aligned at `addr`; 0 invalidates everything of the tag. */
+  readonly pages: number;
+  /** The device a `devtlb` or `pasid-cache` descriptor names ('' otherwise). */
+  readonly device: string;
+  /** True once the hardware completed it (for `devtlb`: the device's completion arrived). */
+  done: boolean;
+}
+
+/** What executes descriptors: the IOMMU unit (its caches) and, through it, the devices. */
+export interface QiBackend {
+  /** The IOMMU's name. */
+  readonly name: string;
+  /** Executes a cache descriptor (`iotlb`, `piotlb`, `pasid-cache`) at once. */
+  execute(d: QiDesc): void;
+  /** Sends a device-TLB invalidation request to the device; it calls {@link InvalidationQueue.atsCompleted} later. */
+  sendAtsInvalidation(d: QiDesc): void;
+}
+
+/**
+ * The invalidation queue of one IOMMU: software appends descriptors at the tail
+ * (`qi_submit_sync` adds a wait descriptor and spins until the hardware wrote its status); the
+ * hardware — a daemon task on the IOMMU's execution context — executes them from the head, one
+ * per scheduling step. A device-TLB descriptor is sent to the device as an ATS invalidation
+ * request and completes when the device's completion message arrives; a wait descriptor
+ * completes only when everything queued before it has (the fence of the queue).
+ *
+ * Context: {@link InvalidationQueue.submitSync} spin-waits (atomic context is fine, it never
+ * sleeps); {@link InvalidationQueue.submit} never blocks.
+ *
+ * @see qi_submit_sync
+ * @see struct q_inval
+ */
+export class InvalidationQueue {
+  private readonly queue: QiDesc[] = [];
+  private readonly outstanding: QiDesc[] = [];
+  private readonly work: WaitQueue;
+  private readonly completion: WaitQueue;
+  private nextId = 1;
+  /** Descriptors executed, by kind. */
+  readonly stats = { submitted: 0, iotlb: 0, piotlb: 0, devtlb: 0, pasidCache: 0, wait: 0 };
+
+  /**
+   * @param kernel the kernel services.
+   * @param backend what executes the descriptors.
+   */
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly backend: QiBackend,
+  ) {
+    this.work = new WaitQueue(kernel.scheduler, `${backend.name} qi work`);
+    this.completion = new WaitQueue(kernel.scheduler, `${backend.name} qi wait descriptor`);
+  }
+
+  /** Descriptors queued and not yet executed. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** Appends descriptors (ids assigned here) and rings the doorbell; returns them. */
+  submit(descs: readonly Omit<QiDesc, 'id' | 'done'>[]): QiDesc[] {
+    const bus = this.kernel.bus;
+    const out: QiDesc[] = [];
+    for (const x of descs) {
+      const d: QiDesc = { ...x, id: this.nextId++, done: false };
+      out.push(d);
+      this.queue.push(d);
+      this.stats.submitted++;
+      if (bus.wants('iommu.qi.submit'))
+        bus.emit('iommu.qi.submit', {
+          unit: this.backend.name,
+          id: d.id,
+          kind: d.kind,
+          did: d.did,
+          pasid: d.pasid,
+          addr: d.addr,
+          pages: d.pages,
+          device: d.device,
+        });
+    }
+    this.work.wakeAll();
+    return out;
+  }
+
+  /**
+   * `qi_submit_sync`: submits `descs` followed by a wait descriptor and spins until the hardware
+   * completed the wait (so every descriptor before it). With `wait` false (a planted bug) it
+   * returns right after submitting.
+   */
+  *submitSync(descs: readonly Omit<QiDesc, 'id' | 'done'>[], wait = true): TaskGen<void> {
+    if (!wait) {
+      this.submit(descs);
+      return;
+    }
+    const all = this.submit([
+      ...descs,
+      { kind: 'wait', did: -1, pasid: -1, addr: 0, pages: 0, device: '' },
+    ]);
+    const w = all[all.length - 1]!;
+    if (!w.done) yield* this.completion.waitEvent(() => w.done, { spin: true });
+  }
+
+  /** Called by a device when it finished an ATS invalidation request (its completion message). */
+  atsCompleted(d: QiDesc): void {
+    if (d.done) return;
+    d.done = true;
+    const i = this.outstanding.indexOf(d);
+    if (i >= 0) this.outstanding.splice(i, 1);
+    this.emitDone(d);
+    this.work.wakeAll();
+  }
+
+  /** The hardware: executes descriptors from the head, forever (a daemon on the IOMMU's context). */
+  *engine(): TaskGen<void> {
+    const sched = this.kernel.scheduler;
+    const q = this.queue;
+    for (;;) {
+      if (q.length === 0) yield* this.work.waitEvent(() => q.length > 0);
+      const d = q[0]!;
+      switch (d.kind) {
+        case 'devtlb':
+          this.stats.devtlb++;
+          this.outstanding.push(d);
+          this.backend.sendAtsInvalidation(d);
+          break;
+        case 'wait': {
+          this.stats.wait++;
+          // The fence: every earlier descriptor, device-TLB completions included.
+          const before = this.outstanding.filter((o) => o.id < d.id);
+          if (before.some((o) => !o.done))
+            yield* this.work.waitEvent(() => before.every((o) => o.done));
+          d.done = true;
+          this.emitDone(d);
+          this.completion.wakeAll();
+          break;
+        }
+        default:
+          if (d.kind === 'iotlb') this.stats.iotlb++;
+          else if (d.kind === 'piotlb') this.stats.piotlb++;
+          else this.stats.pasidCache++;
+          this.backend.execute(d);
+          d.done = true;
+          this.emitDone(d);
+      }
+      q.shift();
+      yield* sched.preempt();
+    }
+  }
+
+  private emitDone(d: QiDesc): void {
+    const bus = this.kernel.bus;
+    if (bus.wants('iommu.qi.done'))
+      bus.emit('iommu.qi.done', {
+        unit: this.backend.name,
+        id: d.id,
+        kind: d.kind,
+        pasid: d.pasid,
+        addr: d.addr,
+        pages: d.pages,
+      });
+  }
+}
