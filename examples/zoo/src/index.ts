@@ -15,6 +15,7 @@ export {
   SUBSCRIBER_BUGS,
 } from './mini-subscriber.js';
 export type { SubscriberBug } from './mini-subscriber.js';
+export { IOMMU_ZOO } from './iommu-variants.js';
 export { huntVariant } from './hunt.js';
 export type { HuntResult } from './hunt.js';
 export { runZoo } from './run-zoo.js';

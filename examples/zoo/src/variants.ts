@@ -5,6 +5,7 @@
 import type { Scenario, Simulation, TaskGen } from '@mmnsim/core';
 import { Madv, Map_, mmPlugin, MmService, notifierOracles, PAGE_SIZE, Prot } from '@mmnsim/mm';
 import type { Process } from '@mmnsim/mm';
+import { IOMMU_ZOO } from './iommu-variants.js';
 import { MiniKvmVm, miniKvmPlugin } from './mini-kvm.js';
 import type { KvmBug } from './mini-kvm.js';
 import { MiniOdpDevice, miniOdpPlugin } from './mini-odp.js';
@@ -320,6 +321,7 @@ export const ZOO: readonly ZooVariant[] = [
         broken,
       ),
   },
+  ...IOMMU_ZOO,
 ];
 
 /** The scenario with `id` (broken or correct form), for replay files. */
