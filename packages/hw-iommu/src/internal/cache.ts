@@ -59,6 +59,8 @@ export class TranslationCache implements SecondaryMmu {
   private readonly tags = new Map<number, Map<number, CacheEntry>>();
   private count = 0;
   private clock = 0;
+  /** Every entry, least recently used first (a Set keeps insertion order). */
+  private readonly lru = new Set<CacheEntry>();
   private readonly ev: SecondaryMmuEvents;
   /** Hits, misses and evictions so far. */
   readonly stats = { hits: 0, misses: 0, evictions: 0, fills: 0, invalidated: 0 };
@@ -92,6 +94,8 @@ export class TranslationCache implements SecondaryMmu {
     }
     this.stats.hits++;
     e.used = ++this.clock;
+    this.lru.delete(e);
+    this.lru.add(e);
     return e;
   }
 
@@ -132,6 +136,7 @@ export class TranslationCache implements SecondaryMmu {
       stamp: ++this.fills.n,
     };
     m.set(vpn, e);
+    this.lru.add(e);
     this.count++;
     this.stats.fills++;
     if (mm !== null) this.ev.map(mm, vpn * PAGE_SIZE, pfn, gen, write);
@@ -197,22 +202,15 @@ export class TranslationCache implements SecondaryMmu {
 
   private drop(m: Map<number, CacheEntry>, e: CacheEntry): void {
     m.delete(e.vpn);
+    this.lru.delete(e);
     this.count--;
     if (e.mm !== null) this.ev.unmap(e.mm, e.vpn * PAGE_SIZE);
   }
 
   private evictLru(): void {
-    let victim: CacheEntry | undefined;
-    let vm: Map<number, CacheEntry> | undefined;
-    for (const m of this.tags.values()) {
-      for (const e of m.values()) {
-        if (victim === undefined || e.used < victim.used) {
-          victim = e;
-          vm = m;
-        }
-      }
-    }
-    if (victim === undefined || vm === undefined) return;
+    const victim = this.lru.values().next().value;
+    if (victim === undefined) return;
+    const vm = this.tags.get(victim.tag)!;
     this.drop(vm, victim);
     if (vm.size === 0) this.tags.delete(victim.tag);
     this.stats.evictions++;

@@ -172,6 +172,7 @@ export class SvaDevice implements DeviceEndpoint {
     const atc = this.atc;
     const tag = cacheTag(0, pasid);
     this.stats.dma++;
+    yield* sched.preempt(); // one bus transaction: a scheduling point of the device
     for (let faults = 0; ;) {
       let pfn: number;
       let gen: number;

@@ -30,6 +30,11 @@ export interface QiDesc {
   done: boolean;
 }
 
+/** The wait descriptor `qi_submit_sync` appends. */
+const WAIT: readonly Omit<QiDesc, 'id' | 'done'>[] = [
+  { kind: 'wait', did: -1, pasid: -1, addr: 0, pages: 0, device: '' },
+];
+
 /** What executes descriptors: the IOMMU unit (its caches) and, through it, the devices. */
 export interface QiBackend {
   /** The IOMMU's name. */
@@ -85,7 +90,16 @@ export class InvalidationQueue {
     const bus = this.kernel.bus;
     const out: QiDesc[] = [];
     for (const x of descs) {
-      const d: QiDesc = { ...x, id: this.nextId++, done: false };
+      const d: QiDesc = {
+        id: this.nextId++,
+        kind: x.kind,
+        did: x.did,
+        pasid: x.pasid,
+        addr: x.addr,
+        pages: x.pages,
+        device: x.device,
+        done: false,
+      };
       out.push(d);
       this.queue.push(d);
       this.stats.submitted++;
@@ -115,11 +129,8 @@ export class InvalidationQueue {
       this.submit(descs);
       return;
     }
-    const all = this.submit([
-      ...descs,
-      { kind: 'wait', did: -1, pasid: -1, addr: 0, pages: 0, device: '' },
-    ]);
-    const w = all[all.length - 1]!;
+    this.submit(descs);
+    const w = this.submit(WAIT)[0]!;
     if (!w.done) yield* this.completion.waitEvent(() => w.done, { spin: true });
   }
 
@@ -133,39 +144,46 @@ export class InvalidationQueue {
     this.work.wakeAll();
   }
 
-  /** The hardware: executes descriptors from the head, forever (a daemon on the IOMMU's context). */
+  /**
+   * The hardware: executes descriptors from the head, forever (a daemon on the IOMMU's context).
+   * Consecutive cache descriptors run in one step; the engine reaches a scheduling point after
+   * each device-TLB descriptor (the request is on its way to the device) and each wait.
+   */
   *engine(): TaskGen<void> {
     const sched = this.kernel.scheduler;
     const q = this.queue;
     for (;;) {
       if (q.length === 0) yield* this.work.waitEvent(() => q.length > 0);
-      const d = q[0]!;
-      switch (d.kind) {
-        case 'devtlb':
+      while (q.length > 0) {
+        const d = q[0]!;
+        if (d.kind === 'devtlb') {
           this.stats.devtlb++;
           this.outstanding.push(d);
+          q.shift();
           this.backend.sendAtsInvalidation(d);
           break;
-        case 'wait': {
+        }
+        if (d.kind === 'wait') {
           this.stats.wait++;
           // The fence: every earlier descriptor, device-TLB completions included.
-          const before = this.outstanding.filter((o) => o.id < d.id);
-          if (before.some((o) => !o.done))
-            yield* this.work.waitEvent(() => before.every((o) => o.done));
+          const out = this.outstanding;
+          const id = d.id;
+          if (out.length > 0 && out.some((o) => o.id < id))
+            yield* this.work.waitEvent(() => !out.some((o) => o.id < id));
           d.done = true;
+          q.shift();
           this.emitDone(d);
           this.completion.wakeAll();
           break;
         }
-        default:
-          if (d.kind === 'iotlb') this.stats.iotlb++;
-          else if (d.kind === 'piotlb') this.stats.piotlb++;
-          else this.stats.pasidCache++;
-          this.backend.execute(d);
-          d.done = true;
-          this.emitDone(d);
+        if (d.kind === 'iotlb') this.stats.iotlb++;
+        else if (d.kind === 'piotlb') this.stats.piotlb++;
+        else this.stats.pasidCache++;
+        this.backend.execute(d);
+        d.done = true;
+        q.shift();
+        this.emitDone(d);
       }
-      q.shift();
       yield* sched.preempt();
     }
   }
