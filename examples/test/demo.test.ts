@@ -10,7 +10,7 @@ import { demoScenario, newCounters } from '../src/demo/scenario.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 describe('pnpm demo (issue 9)', () => {
-  it('the composed simulation (VMM + KVM guest + ODP MR + x86 TLB) is clean under PCT and exercises every path', () => {
+  it('the composed simulation (VMM + KVM guest + ODP MR + SVA accelerator + x86 TLB) is clean under PCT and exercises every path', () => {
     const c = newCounters();
     const report = explore(demoScenario(c), {
       strategy: { kind: 'pct', depth: 3 },
@@ -25,6 +25,10 @@ describe('pnpm demo (issue 9)', () => {
     // 101 runs: PCT first runs the scenario once to measure its tasks and steps.
     expect(c.guestAccesses).toBe(101 * 32);
     expect(c.nicRequests).toBe(101 * 8);
+    expect(c.svaDma).toBe(101 * 6);
+    expect(c.atcHits).toBeGreaterThan(0);
+    expect(c.pageRequests).toBeGreaterThan(0);
+    expect(c.atsInvalidations).toBeGreaterThan(0);
     expect(c.kvmRetries).toBeGreaterThan(0);
     expect(c.odpCollisions).toBeGreaterThan(0);
   });

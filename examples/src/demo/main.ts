@@ -71,9 +71,14 @@ const now = (): number => performance.now();
 // 1. The composed simulation, explored.
 out('mmnsim demo');
 out();
-out('1. A VMM process with a KVM guest (2 vCPUs) and an RDMA ODP memory region, on x86 TLBs');
 out(
-  '   plugins  mm, x86-tlb, kvm (2 vCPUs on cpu1-2), rdma (mlx5_0: engines on nic0, fault kworker on cpu3)',
+  '1. A VMM process with a KVM guest (2 vCPUs), an RDMA ODP memory region and an SVA accelerator, on x86 TLBs',
+);
+out(
+  '   plugins  mm, x86-tlb, kvm (2 vCPUs on cpu1-2), rdma (mlx5_0: engines on nic0, fault kworker on cpu3),',
+);
+out(
+  '            iommu (dmar0; accel0 bound to the VMM with a PASID: ATS device TLB, page requests)',
 );
 out(
   '   workload guest loads/stores; NIC RDMA WRITE/READ through the ODP MR; the host faults pages in,',
@@ -81,9 +86,12 @@ out(
 out(
   '            drops one (MADV_DONTNEED), write-protects two and back, forks, breaks COW, unmaps',
 );
-out('            and re-maps a page under the MR; kswapd reclaims');
 out(
-  '   oracles  notifier pairing, lifetime and secondary-MMU checks; KVM, RDMA and x86 TLB oracles',
+  '            and re-maps a page under the MR; kswapd reclaims; the accelerator reads and writes',
+);
+out('            its buffer through its ATC, faulting its last page in with a page request');
+out(
+  '   oracles  notifier pairing, lifetime and secondary-MMU checks; KVM, RDMA, IOMMU and x86 TLB oracles',
 );
 out();
 
@@ -150,7 +158,11 @@ rows.push([
 ]);
 rows.push([
   '',
-  `${num(counters.nicRequests)} NIC requests, ${num(counters.odpFaults)} ODP faults (${num(counters.odpCollisions)} collided with an invalidation)`,
+  `${num(counters.nicRequests)} NIC requests, ${num(counters.odpFaults)} ODP faults (${num(counters.odpCollisions)} collided with an invalidation),`,
+]);
+rows.push([
+  '',
+  `${num(counters.svaDma)} SVA DMA accesses (${num(counters.atcHits)} ATC hits), ${num(counters.pageRequests)} page requests, ${num(counters.atsInvalidations)} ATS invalidations`,
 ]);
 const w = Math.max(...rows.map(([k]) => k.length));
 out(`   ${'─'.repeat(w)}  ${'─'.repeat(60)}`);

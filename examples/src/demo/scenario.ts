@@ -1,6 +1,7 @@
 /**
  * The demo's composed simulation: one host process (a VMM) with a KVM guest of two vCPUs over
- * part of its memory and an RDMA ODP memory region over another part, with NIC traffic, on the x86
+ * part of its memory, an RDMA ODP memory region over another part, with NIC traffic, and an SVA
+ * accelerator bound to the VMM with a PASID (ATS device TLB, page requests), on the x86
  * TLB model — while the host faults pages in, forks, write-protects, unmaps and re-maps, drops
  * pages and a kswapd reclaims. Every secondary MMU is checked by the notifier oracles, the KVM and
  * RDMA oracles and the x86 TLB oracle.
@@ -10,6 +11,7 @@ import { kvmPlugin, KvmService } from '@mmnsim/drivers-kvm';
 import type { GuestCpu } from '@mmnsim/drivers-kvm';
 import { IbAccess, rdmaPlugin, RdmaService } from '@mmnsim/drivers-rdma';
 import type { OdpMr } from '@mmnsim/drivers-rdma';
+import { iommuPlugin, IommuService } from '@mmnsim/hw-iommu';
 import { x86TlbPlugin } from '@mmnsim/hw-x86-tlb';
 import { Madv, Map_, mmPlugin, MmService, notifierOracles, PAGE_SIZE, Prot } from '@mmnsim/mm';
 
@@ -18,6 +20,8 @@ const GUEST_PAGES = 4;
 const GPA = 0x100 * PAGE_SIZE;
 /** The ODP region: 4 pages of the same process. */
 const MR_PAGES = 4;
+/** The SVA accelerator's buffer: 3 pages of the same process, the last one never touched by the CPU. */
+const SVA_PAGES = 3;
 const RW = Prot.READ | Prot.WRITE;
 const ANON = Map_.PRIVATE | Map_.ANONYMOUS;
 
@@ -35,6 +39,14 @@ export interface DemoCounters {
   odpFaults: number;
   /** ODP faults that collided with an invalidation (read_retry or -EBUSY). */
   odpCollisions: number;
+  /** SVA accelerator DMA accesses (with PASID). */
+  svaDma: number;
+  /** Of them, ATC hits. */
+  atcHits: number;
+  /** Page requests (PRI) the accelerator sent. */
+  pageRequests: number;
+  /** ATS invalidation requests the accelerator executed. */
+  atsInvalidations: number;
 }
 
 /** Zeroed counters. */
@@ -46,12 +58,17 @@ export function newCounters(): DemoCounters {
     nicRequests: 0,
     odpFaults: 0,
     odpCollisions: 0,
+    svaDma: 0,
+    atcHits: 0,
+    pageRequests: 0,
+    atsInvalidations: 0,
   };
 }
 
 /**
  * The composed scenario. CPUs: 0 the VMM's main thread, 1–2 the vCPUs, 3 the NIC's page-fault
- * kworker and kswapd; the NIC's engines run on device context `nic0`.
+ * kworker, kswapd and the IOMMU's page-request thread and fault kworker; the NIC's engines run on
+ * device context `nic0`, the IOMMU's invalidation queue on `dmar0`, the accelerator on `accel0`.
  *
  * @param counters where each run adds what it did (optional).
  */
@@ -60,7 +77,7 @@ export function demoScenario(counters?: DemoCounters): Scenario {
     id: 'demo-vmm-kvm-odp',
     options: () => ({
       cpus: 4,
-      devices: ['nic0'],
+      devices: ['nic0', 'dmar0', 'accel0'],
       log: false,
       maxSteps: 200_000,
       plugins: [
@@ -68,6 +85,7 @@ export function demoScenario(counters?: DemoCounters): Scenario {
         x86TlbPlugin(),
         kvmPlugin({ vcpus: 2 }),
         rdmaPlugin(),
+        iommuPlugin({ faultCpu: 3 }),
       ],
     }),
     setup(sim: Simulation) {
@@ -75,7 +93,11 @@ export function demoScenario(counters?: DemoCounters): Scenario {
       const kvm = sim.get(KvmService);
       const rdma = sim.get(RdmaService);
       const nic = rdma.createDevice('mlx5_0', { engine: 'nic0', faultCpu: 3 });
-      for (const o of notifierOracles(sim, rdma.oracleOptions())) sim.addOracle(o);
+      const iommu = sim.get(IommuService);
+      const accel = iommu.createDevice('accel0');
+      const ro = rdma.oracleOptions();
+      const mmus = [...(ro.mmus ?? []), ...iommu.secondaryMmus()];
+      for (const o of notifierOracles(sim, { ...ro, mmus })) sim.addOracle(o);
       const vmm = svc.createProcess('qemu');
       const qp = nic.createQp();
 
@@ -101,11 +123,20 @@ export function demoScenario(counters?: DemoCounters): Scenario {
         const access = IbAccess.LOCAL_WRITE | IbAccess.REMOTE_WRITE | IbAccess.REMOTE_READ;
         const mr = yield* nic.registerOdpMr(vmm, buf, MR_PAGES * PAGE_SIZE, access);
         if (typeof mr === 'number') throw new Error(`demo: registerOdpMr: ${mr}`);
+        const svaBuf = yield* vmm.mmap(0, SVA_PAGES * PAGE_SIZE, RW, ANON);
+        for (let p = 0; p < SVA_PAGES - 1; p++) yield* vmm.store(svaBuf + p * PAGE_SIZE, 50 + p);
+        const pasid = yield* iommu.bind('accel0', vmm.mm);
+        if (pasid < 0) throw new Error(`demo: iommu_sva_bind_device: ${pasid}`);
 
         const v0 = vm.vcpu(0).run(guest(0));
         const v1 = vm.vcpu(1).run(guest(1));
         const traffic = sim.spawn('nic-traffic', 3, function* () {
           yield* nicTraffic(mr, buf);
+        });
+        // The accelerator reads and writes its buffer with the VMM's PASID (ATS, PRI on the last page).
+        const sva = sim.spawn('accel', 'accel0', function* () {
+          for (let i = 0; i < 2 * SVA_PAGES; i++)
+            yield* accel.dma(pasid, svaBuf + (i % SVA_PAGES) * PAGE_SIZE, i % 2 === 1, i);
         });
         const kswapd = sim.spawn('kswapd', 3, function* () {
           for (let i = 0; i < 2; i++) {
@@ -125,14 +156,20 @@ export function demoScenario(counters?: DemoCounters): Scenario {
         yield* vmm.mmap(buf + PAGE_SIZE, PAGE_SIZE, RW, ANON | Map_.FIXED);
         yield* vmm.store(buf + PAGE_SIZE, 99); // a new page the NIC faults in next time
 
-        for (const t of [v0, v1, traffic, kswapd]) yield* sim.scheduler.join(t);
+        for (const t of [v0, v1, traffic, sva, kswapd]) yield* sim.scheduler.join(t);
         if (counters !== undefined) {
           counters.guestAccesses += vm.vcpus.reduce((n, v) => n + v.stats.accesses, 0);
           counters.kvmFaults += vm.stats.faults;
           counters.kvmRetries += vm.stats.retries;
           counters.odpFaults += nic.odpStats.faults;
           counters.odpCollisions += nic.odpStats.collisions + nic.odpStats.busyRetries;
+          counters.svaDma += accel.stats.dma;
+          counters.atcHits += accel.stats.atcHits;
+          counters.pageRequests += accel.stats.pageRequests;
+          counters.atsInvalidations += accel.stats.atsInvalidations;
         }
+        accel.stop(pasid);
+        yield* iommu.unbind('accel0', vmm.mm);
         yield* nic.deregisterMr(mr);
         yield* vm.destroy();
         yield* vmm.exit();

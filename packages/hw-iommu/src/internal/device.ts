@@ -38,7 +38,7 @@ export interface RawPageRequest extends PagePerm {
 export interface SvaDeviceStats {
   /** DMA accesses issued. */
   dma: number;
-  /** Accesses that hit the ATC. */
+  /** Accesses whose first ATC lookup hit (no translation request needed). */
   atcHits: number;
   /** ATS translation requests sent. */
   translations: number;
@@ -173,13 +173,15 @@ export class SvaDevice implements DeviceEndpoint {
     const tag = cacheTag(0, pasid);
     this.stats.dma++;
     yield* sched.preempt(); // one bus transaction: a scheduling point of the device
+    let tries = 0;
     for (let faults = 0; ;) {
       let pfn: number;
       let gen: number;
       let via: string;
       const hit = atc?.lookup(tag, vpn);
+      const first = tries++ === 0;
       if (hit !== undefined && (!write || hit.write)) {
-        this.stats.atcHits++;
+        if (first) this.stats.atcHits++;
         atc!.access(hit, write);
         pfn = hit.pfn;
         gen = hit.gen;
