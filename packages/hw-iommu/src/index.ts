@@ -20,7 +20,7 @@ export const IommuOptionsSchema = z.strictObject({
   /** Flush-queue entries per DMA domain in lazy mode (`IOVA_DEFAULT_FQ_SIZE`, default 256). */
   fqSize: z.number().int().min(1).max(65536).default(256),
   /** Which driver's rules to follow where VT-d and SMMUv3 differ (release, BTM): `vt-d` (default) or `smmuv3`. */
-  flavour: z.enum(['vt-d', 'smmuv3']).default('vt-d'),
+  flavour: z.literal(['vt-d', 'smmuv3']).default('vt-d'),
   /** SMMUv3 only: the SMMU snoops the CPU's broadcast TLB maintenance (BTM), so only ATCs get invalidation commands (default false). */
   btm: z.boolean().default(false),
   /** Page request queue entries (default 32). */
@@ -32,7 +32,7 @@ export const IommuOptionsSchema = z.strictObject({
   /** The CPU of the page-request thread, the I/O page-fault kworker and the flush-queue timer (default: the last CPU). */
   faultCpu: z.number().int().min(0).optional(),
   /** Deliberate bugs ({@link IOMMU_BUGS}), for teaching and for checking that exploration finds them (default none). */
-  bugs: z.array(z.enum(IOMMU_BUGS)).default([]),
+  bugs: z.array(z.literal(IOMMU_BUGS)).default([]),
 });
 
 /** The `iommu` plugin's options after validation and defaults. */
@@ -103,6 +103,7 @@ export type { PagePerm, RawPageRequest, SvaDeviceStats } from './internal/device
 export { PageRequestQueue } from './internal/prq.js';
 export type { IopfGroup, PageRequest } from './internal/prq.js';
 export { psiChunks, SvaManager } from './internal/sva.js';
+export type { PsiChunk, SvaBond } from './internal/sva.js';
 export { IommuOracle } from './internal/oracle.js';
 export type { IommuOracleTarget } from './internal/oracle.js';
 export { IommuService } from './internal/service.js';

@@ -380,8 +380,9 @@ describe('container, registration and the mm_struct lifetime (invariants 3–8)'
     });
     const hook = (name: string): MmuNotifierOps => ({
       name,
-      archInvalidateSecondaryTlbs: () =>
-        log.push({ sub: name, op: 'hook', range: null, blockable: false }),
+      archInvalidateSecondaryTlbs: () => {
+        log.push({ sub: name, op: 'hook', range: null, blockable: false });
+      },
       *release() {
         log.push({ sub: name, op: 'release', range: null, blockable: true });
       },
@@ -834,7 +835,10 @@ describe('unregister, put and release against concurrent callbacks (invariants 9
         });
         const hook = (name: string): MmuNotifierOps => ({
           name,
-          archInvalidateSecondaryTlbs: () => (enter(name, 'hook'), leave(name)),
+          archInvalidateSecondaryTlbs: () => {
+            enter(name, 'hook');
+            leave(name);
+          },
         });
         const ready = new Completion(sim.kernel, 'ready');
         let base = 0;

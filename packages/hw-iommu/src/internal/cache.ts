@@ -62,8 +62,14 @@ export class TranslationCache implements SecondaryMmu {
   /** Every entry, least recently used first (a Set keeps insertion order). */
   private readonly lru = new Set<CacheEntry>();
   private readonly ev: SecondaryMmuEvents;
-  /** Hits, misses and evictions so far. */
-  readonly stats = { hits: 0, misses: 0, evictions: 0, fills: 0, invalidated: 0 };
+  /** Hits, misses, evictions, fills and invalidated entries so far. */
+  readonly stats: Record<'hits' | 'misses' | 'evictions' | 'fills' | 'invalidated', number> = {
+    hits: 0,
+    misses: 0,
+    evictions: 0,
+    fills: 0,
+    invalidated: 0,
+  };
 
   /**
    * @param kernel the kernel services.

@@ -41,8 +41,14 @@ export interface SgMapping {
 export class IommuDmaAgent implements DmaAgent {
   /** See {@link DmaAgent.name}. */
   readonly name: string;
-  /** Counters. */
-  readonly stats = { maps: 0, unmaps: 0, fqFlushes: 0, dma: 0, faults: 0 };
+  /** Maps, unmaps, flush-queue flushes, device accesses and their faults. */
+  readonly stats: Record<'maps' | 'unmaps' | 'fqFlushes' | 'dma' | 'faults', number> = {
+    maps: 0,
+    unmaps: 0,
+    fqFlushes: 0,
+    dma: 0,
+    faults: 0,
+  };
 
   /**
    * @param unit the IOMMU.

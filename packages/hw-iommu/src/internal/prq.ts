@@ -24,10 +24,13 @@ export interface PageRequest {
   readonly pasid: number;
   /** Page address. */
   readonly va: number;
-  /** Read / write / exec / privileged flags. */
+  /** Read access requested. */
   readonly read: boolean;
+  /** Write access requested. */
   readonly write: boolean;
+  /** Execute access requested. */
   readonly exec: boolean;
+  /** Privileged-mode request. */
   readonly priv: boolean;
   /** Page request group index. */
   readonly group: number;
@@ -86,8 +89,14 @@ export class PageRequestQueue {
   overflow = false;
   private nextId = 1;
   private nextSerial = 1;
-  /** Counters. */
-  readonly stats = { requests: 0, dropped: 0, invalid: 0, groups: 0, handled: 0 };
+  /** Requests received, dropped (overflow), answered invalid, groups reported, faults handled. */
+  readonly stats: Record<'requests' | 'dropped' | 'invalid' | 'groups' | 'handled', number> = {
+    requests: 0,
+    dropped: 0,
+    invalid: 0,
+    groups: 0,
+    handled: 0,
+  };
 
   /**
    * @param kernel the kernel services.

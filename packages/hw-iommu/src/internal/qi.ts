@@ -65,8 +65,11 @@ export class InvalidationQueue {
   private readonly work: WaitQueue;
   private readonly completion: WaitQueue;
   private nextId = 1;
-  /** Descriptors executed, by kind. */
-  readonly stats = { submitted: 0, iotlb: 0, piotlb: 0, devtlb: 0, pasidCache: 0, wait: 0 };
+  /** Descriptors submitted, and executed by kind. */
+  readonly stats: Record<
+    'submitted' | 'iotlb' | 'piotlb' | 'devtlb' | 'pasidCache' | 'wait',
+    number
+  > = { submitted: 0, iotlb: 0, piotlb: 0, devtlb: 0, pasidCache: 0, wait: 0 };
 
   /**
    * @param kernel the kernel services.

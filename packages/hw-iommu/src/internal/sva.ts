@@ -37,12 +37,30 @@ const MAX_CHUNK_PAGES = 512;
 /** Ranges of more pages than this get one PASID-wide flush instead of chunks. */
 const FULL_FLUSH_PAGES = 64 * MAX_CHUNK_PAGES;
 
+/** One page-selective invalidation chunk. */
+export interface PsiChunk {
+  /** First address. */
+  readonly addr: number;
+  /** Pages (a power of two, `addr` aligned to it). */
+  readonly pages: number;
+}
+
+/** One bond of an mm: a device, its IOMMU and the PASID. */
+export interface SvaBond {
+  /** The device. */
+  readonly dev: IommuDeviceState;
+  /** Its IOMMU. */
+  readonly unit: IommuUnit;
+  /** The PASID. */
+  readonly pasid: number;
+}
+
 /**
  * `[start, end)` as naturally aligned power-of-two page chunks (each at most
- * {@link MAX_CHUNK_PAGES}), as the VT-d page-selective invalidation needs them (address mask).
+ * 512 pages), as the VT-d page-selective invalidation needs them (address mask).
  */
-export function psiChunks(start: number, end: number): { addr: number; pages: number }[] {
-  const out: { addr: number; pages: number }[] = [];
+export function psiChunks(start: number, end: number): PsiChunk[] {
+  const out: PsiChunk[] = [];
   let vpn = Math.floor(start / PAGE_SIZE);
   const last = Math.ceil(end / PAGE_SIZE);
   while (vpn < last) {
@@ -69,8 +87,13 @@ export class SvaManager {
   private readonly handles = new Map<string, SvaHandle>();
   private readonly ops: MmuNotifierOps;
   private readonly domainOf = new Map<MmuNotifier, { unit: IommuUnit; domain: IommuDomain }>();
-  /** Counters. */
-  readonly stats = { binds: 0, unbinds: 0, invalidations: 0, releases: 0 };
+  /** Binds, unbinds (detaches), invalidation hooks and releases so far. */
+  readonly stats: Record<'binds' | 'unbinds' | 'invalidations' | 'releases', number> = {
+    binds: 0,
+    unbinds: 0,
+    invalidations: 0,
+    releases: 0,
+  };
 
   /**
    * @param kernel the kernel services.
@@ -98,8 +121,8 @@ export class SvaManager {
   }
 
   /** The bonds of an mm (for the oracle). */
-  bondsOf(mm: MmStruct): { dev: IommuDeviceState; unit: IommuUnit; pasid: number }[] {
-    const out: { dev: IommuDeviceState; unit: IommuUnit; pasid: number }[] = [];
+  bondsOf(mm: MmStruct): SvaBond[] {
+    const out: SvaBond[] = [];
     for (const h of this.handles.values()) if (h.domain.mm === mm) out.push(h);
     return out;
   }

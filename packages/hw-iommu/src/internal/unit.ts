@@ -204,8 +204,13 @@ export class IommuUnit implements QiBackend {
     fault: null,
     entry: null,
   };
-  /** Walks, cache hits and faults so far. */
-  readonly stats = { walks: 0, faults: 0, pscHits: 0, pasidCacheHits: 0 };
+  /** Walks, faults, paging-structure and PASID-entry cache hits so far. */
+  readonly stats: Record<'walks' | 'faults' | 'pscHits' | 'pasidCacheHits', number> = {
+    walks: 0,
+    faults: 0,
+    pscHits: 0,
+    pasidCacheHits: 0,
+  };
 
   /**
    * @param kernel the kernel services.
