@@ -17,6 +17,18 @@ import { APERTURE_BASE, GPTE_COHERENT, GPTE_VALID, gptEncode } from './gart.js';
 import type { GartHw } from './gart.js';
 import type { GartOptions } from './options.js';
 
+/** Calls `fn` once per run of consecutive frames (one `set_memory_*` call per run); the first error wins. */
+function eachRun(pfns: readonly number[], fn: (first: number, count: number) => number): number {
+  let r = 0;
+  for (let i = 0; i < pfns.length;) {
+    let j = i + 1;
+    while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1) j++;
+    r ||= fn(pfns[i]!, j - i);
+    i = j;
+  }
+  return r;
+}
+
 /**
  * The GART IOMMU driver. The aperture's lower half is left to AGP (`agp_memory_reserved`), the
  * upper half is the IOMMU's, whose first {@link GartOptions.emergencyPages} pages are reserved.
@@ -88,18 +100,15 @@ export class GartIommu {
 
   /** `set_memory_uc` on the GATT (`init_amd_gatt`; Linux panics on failure). */
   gattUncached(): number {
-    let r = 0;
-    for (const pfn of this.hw.gattPfns) r ||= setMemoryUc(this.hw.caches, directMapAddress(pfn), 1);
-    return r;
+    return eachRun(this.hw.gattPfns, (pfn, n) =>
+      setMemoryUc(this.hw.caches, directMapAddress(pfn), n),
+    );
   }
 
   /** `set_memory_np` on the direct map of the IOMMU part of the aperture. */
   apertureNotPresent(): number {
-    let r = 0;
-    const frames = this.hw.apertureFrames;
-    for (let i = this.iommuStart; i < frames.length; i++)
-      r ||= setMemoryNp(this.hw.caches, directMapAddress(frames[i]!), 1);
-    return r;
+    const frames = this.hw.apertureFrames.slice(this.iommuStart);
+    return eachRun(frames, (pfn, n) => setMemoryNp(this.hw.caches, directMapAddress(pfn), n));
   }
 
   /** The scratch page and the unused entries (all but the emergency pages) pointing at it. */

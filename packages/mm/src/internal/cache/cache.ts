@@ -99,6 +99,19 @@ export class CacheDomain {
     if (!l.dirty) this.markDirty(pfn, line, l);
   }
 
+  /** `clear_page`'s store of a whole zero line (memory is already zero): allocates it dirty. */
+  storeZeroLine(pfn: number, line: number): void {
+    const key = pfn * LINES_PER_PAGE + line;
+    let l = this.lines.get(key);
+    if (l === undefined) {
+      // A full-line store needs no fill (x86 fast-string stores write whole lines).
+      l = { data: new Uint32Array(LINE_WORDS), dirty: false };
+      this.lines.set(key, l);
+      this.perPfn.set(pfn, (this.perPfn.get(pfn) ?? 0) + 1);
+    } else l.data.fill(0);
+    if (!l.dirty) this.markDirty(pfn, line, l);
+  }
+
   private markDirty(pfn: number, line: number, l: Line): void {
     l.dirty = true;
     const bus = this.model.kernel.bus;
@@ -222,22 +235,15 @@ export class CacheDomain {
     sched.spawn(`${this.name}:evict ${pfn}`, this.context, () => this.evictBody(pfn));
   }
 
-  /** The cache's replacement: each step writes back one dirty line of `pfn`, until none is left. */
+  /**
+   * The cache's replacement for frame `pfn`: one hardware step, at a time the strategy chooses,
+   * writes back and invalidates the frame's dirty lines; lines dirtied again later get a new step.
+   */
   private *evictBody(pfn: number): TaskGen<void> {
-    const sched = this.model.kernel.scheduler;
-    for (;;) {
-      yield* sched.preempt();
-      let line = -1;
-      for (let i = 0; i < LINES_PER_PAGE; i++) {
-        if (this.lines.get(pfn * LINES_PER_PAGE + i)?.dirty === true) {
-          line = i;
-          break;
-        }
-      }
-      if (line < 0) break;
-      this.evict(pfn, line, 'evict');
-    }
+    yield* this.model.kernel.scheduler.preempt();
     this.evictors.delete(pfn);
+    for (let i = 0; i < LINES_PER_PAGE; i++)
+      if (this.lines.get(pfn * LINES_PER_PAGE + i)?.dirty === true) this.evict(pfn, i, 'evict');
   }
 }
 
@@ -269,7 +275,8 @@ export class CacheModel {
   readonly directMap: DirectMap;
   private cpuDomain: CacheDomain | null = null;
   private readonly domains: CacheDomain[] = [];
-  private readonly aliasWrites = new Map<number, AliasWrite>();
+  /** Per frame, per word: the last non-snooped write not yet overwritten coherently. */
+  private readonly aliasWrites = new Map<number, Map<number, AliasWrite>>();
   private busy = false;
   /** Frames bound to a non-snooped alias now (GATT entries), with what binds them. */
   readonly aliasBound = new Map<number, string>();
@@ -286,9 +293,9 @@ export class CacheModel {
   ) {
     this.directMap = new DirectMap(core.phys.total);
     const bus = kernel.bus;
-    bus.on('mm.frame.write').subscribe((e) => {
-      if (!this.busy) this.snoop(e.data.pfn, e.data.word, e.data.value);
-    });
+    core.phys.onWrite = (pfn, word, value) => {
+      if (!this.busy) this.snoop(pfn, word, value);
+    };
     // clear_page and copy_highpage go through the coherent (write-back) direct map.
     bus.on('mm.frame.alloc').subscribe((e) => this.snoopFrame(e.data.pfn));
     bus.on('mm.frame.copy').subscribe((e) => this.snoopFrame(e.data.to));
@@ -345,6 +352,13 @@ export class CacheModel {
   /** True if the CPU may fill lines of `pfn`: the direct map or a user PTE maps it write-back. */
   cpuHasWbMapping(pfn: number): boolean {
     return this.directMap.isWb(pfn) || this.core.phys.mapcount[pfn]! > 0;
+  }
+
+  /** True if `pfn` has any write-back mapping or cache line now (see {@link CacheModel.wbUsers}). */
+  hasWbUsers(pfn: number): boolean {
+    if (this.directMap.isWb(pfn) || this.core.phys.mapcount[pfn]! > 0) return true;
+    for (const d of this.domains) if (d.wbMapped.has(pfn) || d.holds(pfn)) return true;
+    return false;
   }
 
   /**
@@ -410,15 +424,16 @@ export class CacheModel {
    * the direct map is WB (what `alloc_page(__GFP_ZERO)` leaves behind), in memory otherwise.
    */
   clearPage(pfn: number): void {
-    const wb = this.directMap.isWb(pfn);
-    const d = wb ? this.cpu : null;
-    for (let line = 0; line < LINES_PER_PAGE; line++) {
-      for (let i = 0; i < LINE_WORDS; i++) {
-        const w = line * LINE_WORDS + i;
-        if (d !== null) d.store(pfn, w, 0);
-        else this.aliasWrite(pfn, w, 0, 'clear_page (direct map ' + this.directMap.type(pfn) + ')');
-      }
+    const t = this.directMap.type(pfn);
+    if (t !== 'WB') {
+      for (let w = 0; w < WORDS_PER_PAGE; w++)
+        this.aliasWrite(pfn, w, 0, `clear_page (direct map ${t})`);
+      return;
     }
+    this.core.phys.clear(pfn);
+    this.snoopFrame(pfn);
+    const d = this.cpu;
+    for (let line = 0; line < LINES_PER_PAGE; line++) d.storeZeroLine(pfn, line);
   }
 
   // --- cache maintenance -------------------------------------------------------------------
@@ -452,7 +467,12 @@ export class CacheModel {
       this.busy = false;
     }
     const e = bus.emit('cache.alias.access', { pfn, word, value: v, write: true, by });
-    this.aliasWrites.set(pfn * WORDS_PER_PAGE + word, { seq: e?.seq ?? -1, value: v });
+    let m = this.aliasWrites.get(pfn);
+    if (m === undefined) {
+      m = new Map();
+      this.aliasWrites.set(pfn, m);
+    }
+    m.set(word, { seq: e?.seq ?? -1, value: v });
   }
 
   /**
@@ -489,13 +509,13 @@ export class CacheModel {
   }
 
   private snoop(pfn: number, word: number, value: number): void {
-    this.aliasWrites.delete(pfn * WORDS_PER_PAGE + word);
+    if (this.aliasWrites.size > 0) this.aliasWrites.get(pfn)?.delete(word);
     const ds = this.domains;
     for (let i = 0; i < ds.length; i++) ds[i]!.snoopWrite(pfn, word, value);
   }
 
   private snoopFrame(pfn: number): void {
-    for (let w = 0; w < WORDS_PER_PAGE; w++) this.aliasWrites.delete(pfn * WORDS_PER_PAGE + w);
+    this.aliasWrites.delete(pfn);
     for (const d of this.domains) d.snoopFrame(pfn);
   }
 
@@ -510,17 +530,18 @@ export class CacheModel {
     const phys = this.core.phys;
     const clobbered: number[][] = [];
     const base = line * LINE_WORDS;
+    const m = this.aliasWrites.get(pfn);
     this.busy = true;
     try {
       for (let i = 0; i < LINE_WORDS; i++) {
         const w = base + i;
-        const cur = phys.read(pfn, w);
         const mine = data[i]!;
+        const cur = phys.read(pfn, w);
         if (cur === mine) continue;
-        const aw = this.aliasWrites.get(pfn * WORDS_PER_PAGE + w);
+        const aw = m?.get(w);
         if (aw !== undefined) {
           clobbered.push([w, mine, cur, aw.seq]);
-          this.aliasWrites.delete(pfn * WORDS_PER_PAGE + w);
+          m!.delete(w);
         }
         phys.write(pfn, w, mine);
       }
@@ -528,8 +549,10 @@ export class CacheModel {
       this.busy = false;
     }
     // Other domains snoop the write-back like any coherent write.
-    for (let i = 0; i < LINE_WORDS; i++)
-      for (const d of this.domains) if (d.name !== domain) d.snoopWrite(pfn, base + i, data[i]!);
+    for (const d of this.domains) {
+      if (d.name === domain || !d.holds(pfn)) continue;
+      for (let i = 0; i < LINE_WORDS; i++) d.snoopWrite(pfn, base + i, data[i]!);
+    }
     const bus = this.kernel.bus;
     if (bus.wants('cache.writeback') || clobbered.length > 0)
       bus.emit('cache.writeback', { domain, pfn, line, reason, clobbered });

@@ -44,8 +44,8 @@ export class MixedMemoryTypeOracle implements Oracle {
       });
     };
     ctx.bus.on('cache.alias.access').subscribe((e) => {
-      const wb = m.wbUsers(e.data.pfn);
-      if (wb.length > 0) report(e.data.pfn, e.data.by, wb, e.seq);
+      if (!m.hasWbUsers(e.data.pfn) || this.reported.has(e.data.pfn)) return;
+      report(e.data.pfn, e.data.by, m.wbUsers(e.data.pfn), e.seq);
     });
     ctx.bus.on('cache.alias.bind').subscribe((e) => {
       if (!e.data.live) return;
@@ -88,6 +88,8 @@ export class CacheCorruptionOracle implements Oracle {
 
   /** Subscribes to `cache.writeback`. */
   attach(ctx: OracleContext): void {
+    // Keeps alias writes numbered, so a report can cite the write it lost.
+    ctx.bus.on('cache.alias.access').subscribe(() => undefined);
     ctx.bus.on('cache.writeback').subscribe((e) => {
       const c = e.data.clobbered;
       if (c.length === 0) return;
