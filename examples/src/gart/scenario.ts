@@ -56,7 +56,11 @@ export function gartScenario(options: GartScenarioOptions = {}): Scenario {
       cpus: 2,
       devices: [...GART_DEVICES],
       log: false,
-      plugins: [mmPlugin({ totalFrames: 320 }), iommuPlugin({ gart: {} }), specMmuPlugin({ bug })],
+      plugins: [
+        mmPlugin({ totalFrames: 320 }),
+        iommuPlugin({ gart: { aperturePages: 64, emergencyPages: 8 } }),
+        specMmuPlugin({ bug }),
+      ],
     }),
     setup(sim) {
       const gart = sim.get(GartId);

@@ -554,8 +554,11 @@ export class CacheModel {
       for (let i = 0; i < LINE_WORDS; i++) d.snoopWrite(pfn, base + i, data[i]!);
     }
     const bus = this.kernel.bus;
-    if (bus.wants('cache.writeback') || clobbered.length > 0)
-      bus.emit('cache.writeback', { domain, pfn, line, reason, clobbered });
+    let seq = -1;
+    if (bus.wants('cache.writeback'))
+      seq = bus.emit('cache.writeback', { domain, pfn, line, reason, clobbered })?.seq ?? -1;
+    if (clobbered.length > 0)
+      bus.emit('cache.lost', { domain, pfn, line, reason, writeback: seq, clobbered });
   }
 }
 

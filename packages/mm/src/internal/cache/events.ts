@@ -38,6 +38,21 @@ declare module '@mmnsim/core' {
       /** Words whose alias-written value the writeback replaced: [word, stale value written, value lost, seq of the lost write]. */
       clobbered: number[][];
     };
+    /** A write-back overwrote words a non-snooped alias wrote after the line was cached (data lost). */
+    'cache.lost': {
+      /** The cache domain. */
+      domain: string;
+      /** Frame of the line. */
+      pfn: number;
+      /** Line index in the frame. */
+      line: number;
+      /** Why the line was written back (as `cache.writeback`). */
+      reason: string;
+      /** `seq` of the `cache.writeback` event, or -1 if nobody kept it. */
+      writeback: number;
+      /** [word, stale value written, value lost, seq of the lost write]. */
+      clobbered: number[][];
+    };
     /** `wbinvd`: every CPU cache line written back and invalidated. */
     'cache.wbinvd': {
       /** Dirty lines written back. */

@@ -75,7 +75,7 @@ export class MixedMemoryTypeOracle implements Oracle {
 }
 
 /**
- * Reports `cache-writeback-corruption` when a dirty line's write-back overwrote words that a
+ * Reports `cache-writeback-corruption` (on `cache.lost`) when a dirty line's write-back overwrote words that a
  * non-snooped alias (the GPU through the GART aperture, a UC/WC mapping) wrote after the line
  * was filled: the bytes are lost. The message names the line, the write-back and each word
  * (the value the alias wrote and the stale value that replaced it).
@@ -86,11 +86,11 @@ export class CacheCorruptionOracle implements Oracle {
   /** Oracle id. */
   readonly id = 'cache-writeback-corruption';
 
-  /** Subscribes to `cache.writeback`. */
+  /** Subscribes to `cache.lost` (and numbers alias writes). */
   attach(ctx: OracleContext): void {
     // Keeps alias writes numbered, so a report can cite the write it lost.
     ctx.bus.on('cache.alias.access').subscribe(() => undefined);
-    ctx.bus.on('cache.writeback').subscribe((e) => {
+    ctx.bus.on('cache.lost').subscribe((e) => {
       const c = e.data.clobbered;
       if (c.length === 0) return;
       const words = c
@@ -103,7 +103,7 @@ export class CacheCorruptionOracle implements Oracle {
       ctx.report({
         kind: 'cache-writeback-corruption',
         message: `${e.data.domain} cache wrote back dirty line ${e.data.line} of frame ${e.data.pfn} (${e.data.reason}) over ${c.length} word(s) written through a non-snooped alias: ${words}`,
-        evidence: [...c.map((x) => x[3]!).filter((s) => s >= 0), e.seq],
+        evidence: [...c.map((x) => x[3]!), e.data.writeback, e.seq].filter((s) => s >= 0),
         details: { pfn: e.data.pfn, line: e.data.line, domain: e.data.domain, clobbered: c },
       });
     });
