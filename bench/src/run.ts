@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchExplore, benchZoo } from './explore.js';
+import { benchGart } from './gart.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
@@ -29,6 +30,7 @@ const suites: Record<string, () => Metric[]> = {
   rdma: benchRdma,
   explore: benchExplore,
   zoo: benchZoo,
+  gart: benchGart,
 };
 
 const only = process.argv.slice(2);

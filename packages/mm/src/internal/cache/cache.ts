@@ -12,6 +12,12 @@ import { WORDS_PER_PAGE } from '../constants.js';
 import type { MmCore } from '../core.js';
 import { DirectMap } from './memtype.js';
 
+const KERNEL_ALIAS: Record<string, string> = {
+  WC: 'kernel direct map (WC)',
+  UC: 'kernel direct map (UC)',
+  NP: 'kernel direct map (NP)',
+};
+
 /** Words per cache line (64 bytes). */
 export const LINE_WORDS = 16;
 /** Cache lines per 4 KiB frame. */
@@ -247,12 +253,6 @@ export class CacheDomain {
   }
 }
 
-/** Who last wrote a word through a non-snooped alias: the event seq and the writer. */
-interface AliasWrite {
-  readonly seq: number;
-  readonly value: number;
-}
-
 /**
  * The cache model: the CPU cache domain, device cache domains, the direct map's memory types,
  * the write-back mappings that allow speculation, and the non-snooped (alias) access path.
@@ -276,7 +276,7 @@ export class CacheModel {
   private cpuDomain: CacheDomain | null = null;
   private readonly domains: CacheDomain[] = [];
   /** Per frame, per word: the last non-snooped write not yet overwritten coherently. */
-  private readonly aliasWrites = new Map<number, Map<number, AliasWrite>>();
+  private readonly aliasWrites = new Map<number, Map<number, number>>();
   private busy = false;
   /** Frames bound to a non-snooped alias now (GATT entries), with what binds them. */
   readonly aliasBound = new Map<number, string>();
@@ -400,7 +400,7 @@ export class CacheModel {
   kload(pfn: number, word: number): number {
     const t = this.directMap.type(pfn);
     if (t === 'NP') return -1;
-    if (t !== 'WB') return this.aliasRead(pfn, word, 'kernel direct map (' + t + ')');
+    if (t !== 'WB') return this.aliasRead(pfn, word, KERNEL_ALIAS[t]!);
     const v = this.cpu.load(pfn, word);
     if (word % LINE_WORDS === 0 && word + LINE_WORDS < WORDS_PER_PAGE)
       this.cpu.hint(pfn, ((word / LINE_WORDS) | 0) + 1);
@@ -412,7 +412,7 @@ export class CacheModel {
     const t = this.directMap.type(pfn);
     if (t === 'NP') return -1;
     if (t !== 'WB') {
-      this.aliasWrite(pfn, word, value, 'kernel direct map (' + t + ')');
+      this.aliasWrite(pfn, word, value, KERNEL_ALIAS[t]!);
       return 0;
     }
     this.cpu.store(pfn, word, value);
@@ -466,13 +466,15 @@ export class CacheModel {
     } finally {
       this.busy = false;
     }
-    const e = bus.emit('cache.alias.access', { pfn, word, value: v, write: true, by });
+    const e = bus.wants('cache.alias.access')
+      ? bus.emit('cache.alias.access', { pfn, word, value: v, write: true, by })
+      : undefined;
     let m = this.aliasWrites.get(pfn);
     if (m === undefined) {
       m = new Map();
       this.aliasWrites.set(pfn, m);
     }
-    m.set(word, { seq: e?.seq ?? -1, value: v });
+    m.set(word, e?.seq ?? -1);
   }
 
   /**
@@ -540,7 +542,7 @@ export class CacheModel {
         if (cur === mine) continue;
         const aw = m?.get(w);
         if (aw !== undefined) {
-          clobbered.push([w, mine, cur, aw.seq]);
+          clobbered.push([w, mine, cur, aw]);
           m!.delete(w);
         }
         phys.write(pfn, w, mine);
