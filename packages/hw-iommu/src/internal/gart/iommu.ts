@@ -31,7 +31,7 @@ function eachRun(pfns: readonly number[], fn: (first: number, count: number) => 
 
 /**
  * The GART IOMMU driver. The aperture's lower half is left to AGP (`agp_memory_reserved`), the
- * upper half is the IOMMU's, whose first {@link GartOptions.emergencyPages} pages are reserved.
+ * upper half is the IOMMU's, whose first `emergencyPages` pages (an option) are reserved.
  *
  * Locking: the model runs each call as atomic steps (Linux holds `iommu_bitmap_lock`, a
  * spinlock, around the allocator); {@link GartIommu.init} yields between its steps so the

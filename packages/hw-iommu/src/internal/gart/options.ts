@@ -12,7 +12,7 @@ export const GartOptionsSchema = z.strictObject({
    * GART TLB flush policy of the GART IOMMU: `'full'` flushes after every map (`iommu_fullflush`
    * = 1, Linux's default); `'lazy'` flushes only when the allocator wrapped (`need_flush`).
    */
-  flushPolicy: z.enum(['full', 'lazy']).default('full'),
+  flushPolicy: z.union([z.literal('full'), z.literal('lazy')]).default('full'),
   /** Aperture pages reserved at its start for overflow (`EMERGENCY_PAGES`, 32 in Linux). */
   emergencyPages: z.number().int().min(0).max(1024).default(32),
   /** Device context the CPU caches' hardware steps run on (must be in the simulation's devices). */

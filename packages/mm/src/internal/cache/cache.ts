@@ -88,7 +88,7 @@ export class CacheDomain {
   load(pfn: number, word: number): number {
     const key = pfn * LINES_PER_PAGE + ((word / LINE_WORDS) | 0);
     let l = this.lines.get(key);
-    if (l === undefined) l = this.fill(pfn, (word / LINE_WORDS) | 0, false);
+    if (l === undefined) l = this.fillLine(pfn, (word / LINE_WORDS) | 0, false);
     return l.data[word % LINE_WORDS]!;
   }
 
@@ -100,7 +100,7 @@ export class CacheDomain {
     const line = (word / LINE_WORDS) | 0;
     const key = pfn * LINES_PER_PAGE + line;
     let l = this.lines.get(key);
-    if (l === undefined) l = this.fill(pfn, line, false);
+    if (l === undefined) l = this.fillLine(pfn, line, false);
     this.model.coherentWrite(pfn, word, value >>> 0);
     if (!l.dirty) this.markDirty(pfn, line, l);
   }
@@ -125,8 +125,12 @@ export class CacheDomain {
     if (!this.evictors.has(pfn)) this.spawnEvictor(pfn);
   }
 
-  /** Fills line `line` of `pfn` from memory (a demand or speculative fill). */
-  fill(pfn: number, line: number, speculative: boolean): Line {
+  /** Fills line `line` of `pfn` from memory (a demand or speculative fill); a held line stays as it is. */
+  fill(pfn: number, line: number, speculative: boolean): void {
+    this.fillLine(pfn, line, speculative);
+  }
+
+  private fillLine(pfn: number, line: number, speculative: boolean): Line {
     const key = pfn * LINES_PER_PAGE + line;
     const old = this.lines.get(key);
     if (old !== undefined) return old;
