@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { explore } from '@mmnsim/core';
+import { explore, fold, replay, Simulation } from '@mmnsim/core';
+import { lastWriterProjection, liveView, mmProjection, MmService } from '@mmnsim/mm';
 import { runGartExample } from '../src/gart/example.js';
 import { gartScenario } from '../src/gart/scenario.js';
 
@@ -34,4 +35,46 @@ describe('pnpm gart (issue 14; users-and-hardware scenario 41 with a speculating
     expect(text).toMatch(/GPU wrote +#\d+ .* word 1 = 0x900d00.. through the aperture/);
     expect(text).toMatch(/write-back +#\d+ .*word 1 0x900d00.. -> 0x0/);
   });
+});
+
+describe('the last-writer projection (issue 14 oracles)', () => {
+  it('folding the corrupted run shows the write-back as the last writer of the GPU word, and the GPU write it destroyed', () => {
+    const broken = gartScenario({ bug: 'skip-release', oracles: 'corruption' });
+    const hunt = explore(broken, {
+      strategy: { kind: 'pct', depth: 3 },
+      iterations: 2000,
+      seed: 2,
+    });
+    const f = hunt.failures[0]!;
+    const { sim } = replay(broken, f, { log: true });
+    const events = sim.log!.events;
+    const lost = events.find((e) => e.type === 'cache.lost')!;
+    const d = lost.data as { pfn: number; clobbered: number[][] };
+    const writers = fold(lastWriterProjection(), events);
+    const w = writers.get(d.pfn)!.get(d.clobbered[0]![0]!)!;
+    expect(w.by).toBe('gru0 cache write-back (evict)');
+    expect(w.value).toBe(0);
+    expect(w.overwrote!.by).toMatch(/^gfx0 via aperture page \d+$/);
+    expect(w.overwrote!.value >>> 16).toBe(0x900d);
+    expect(w.overwrote!.seq).toBe(d.clobbered[0]![3]);
+  });
+});
+
+describe('event sourcing with the cache model attached', () => {
+  it.each([1, 2, 3])(
+    'seed %i: folding the composition’s log with mmProjection gives the live memory model (alias writes, write-backs and clear_page included)',
+    (seed) => {
+      const s = gartScenario({ bug: 'skip-release', oracles: 'corruption' });
+      const sim = Simulation.create({
+        ...s.options(),
+        log: true,
+        seed,
+        stopOnViolation: false,
+        strategy: { kind: 'pct', depth: 3 },
+      });
+      s.setup(sim);
+      sim.run();
+      expect(fold(mmProjection(), sim.log!.events)).toEqual(liveView(sim.get(MmService).core));
+    },
+  );
 });

@@ -239,6 +239,8 @@ export {
   cacheOracles,
   MixedMemoryTypeOracle,
 } from './internal/cache/oracles.js';
+export { lastWriterProjection } from './internal/cache/projection.js';
+export type { LastWrite, LastWriters } from './internal/cache/projection.js';
 export {
   DIRECT_MAP_BASE,
   directMapAddress,

@@ -434,7 +434,15 @@ export class CacheModel {
         this.aliasWrite(pfn, w, 0, `clear_page (direct map ${t})`);
       return;
     }
-    this.core.phys.clear(pfn);
+    // Memory gets the zeroes (with their events, so the log describes the content exactly).
+    const phys = this.core.phys;
+    const words = phys.snapshot(pfn);
+    this.busy = true;
+    try {
+      for (let i = 0; i < words.length; i += 2) phys.write(pfn, words[i]!, 0);
+    } finally {
+      this.busy = false;
+    }
     this.snoopFrame(pfn);
     const d = this.cpu;
     for (let line = 0; line < LINES_PER_PAGE; line++) d.storeZeroLine(pfn, line);
