@@ -6,6 +6,7 @@ import 'reflect-metadata';
 import { benchCore } from './core.js';
 import { benchExplore, benchZoo } from './explore.js';
 import { benchIommu } from './iommu.js';
+import { benchGart } from './gart.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
@@ -31,6 +32,7 @@ const suites: Record<string, () => Metric[]> = {
   explore: benchExplore,
   zoo: benchZoo,
   iommu: benchIommu,
+  gart: benchGart,
 };
 
 const only = process.argv.slice(2);

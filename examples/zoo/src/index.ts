@@ -22,3 +22,7 @@ export { runZoo } from './run-zoo.js';
 export type { ZooLine, ZooOptions } from './run-zoo.js';
 export { ZOO, zooScenario } from './variants.js';
 export type { ZooVariant } from './variants.js';
+// --- GART variants and the speculating secondary MMU (issue 14) ---
+export { GART_DEVICES, GART_ZOO } from './gart-variants.js';
+export { SPEC_MMU_BUGS, SpecMmu, SpecMmuDevice, specMmuPlugin } from './mini-spec-mmu.js';
+export type { SpecMmuBug } from './mini-spec-mmu.js';

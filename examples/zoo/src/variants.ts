@@ -10,6 +10,7 @@ import { MiniKvmVm, miniKvmPlugin } from './mini-kvm.js';
 import type { KvmBug } from './mini-kvm.js';
 import { MiniOdpDevice, miniOdpPlugin } from './mini-odp.js';
 import type { OdpBug } from './mini-odp.js';
+import { GART_ZOO } from './gart-variants.js';
 import { MiniSubscriberDevice, miniSubscriberPlugin } from './mini-subscriber.js';
 import type { SubscriberBug } from './mini-subscriber.js';
 
@@ -322,6 +323,7 @@ export const ZOO: readonly ZooVariant[] = [
       ),
   },
   ...IOMMU_ZOO,
+  ...GART_ZOO,
 ];
 
 /** The scenario with `id` (broken or correct form), for replay files. */

@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { IOMMU_BUGS } from './internal/constants.js';
 import { bindIommu } from './internal/module.js';
 import './internal/events.js';
+import { GartOptionsSchema } from './internal/gart/options.js';
+import { bindGart } from './internal/gart/service.js';
 
 /** Schema of the `iommu` plugin's options; unknown keys are rejected. */
 export const IommuOptionsSchema = z.strictObject({
@@ -33,6 +35,8 @@ export const IommuOptionsSchema = z.strictObject({
   faultCpu: z.number().int().min(0).optional(),
   /** Deliberate bugs ({@link IOMMU_BUGS}), for teaching and for checking that exploration finds them (default none). */
   bugs: z.array(z.literal(IOMMU_BUGS)).default([]),
+  /** The AMD GART aperture and AGP (see {@link GartOptionsSchema}); absent: no GART. */
+  gart: GartOptionsSchema.optional(),
 });
 
 /** The `iommu` plugin's options after validation and defaults. */
@@ -48,6 +52,7 @@ const iommuPluginFactory = definePlugin({
   token: IommuOptions,
   module: new ContainerModule((options) => {
     bindIommu(options, IommuOptions);
+    bindGart(options.bind, IommuOptions);
   }),
 });
 
@@ -108,3 +113,19 @@ export { IommuOracle } from './internal/oracle.js';
 export type { IommuOracleTarget } from './internal/oracle.js';
 export { IommuService } from './internal/service.js';
 export type { IommuDeviceOptions, IommuServiceOptions } from './internal/service.js';
+// --- GART: aperture, GATT, GART TLB, GART IOMMU, AGP (issue 14) ---
+export { AgpBridge, AgpGraphicsDevice } from './internal/gart/agp.js';
+export type { AgpMemory } from './internal/gart/agp.js';
+export {
+  APERTURE_BASE,
+  GartHw,
+  gptDecode,
+  gptEncode,
+  GPTE_COHERENT,
+  GPTE_VALID,
+} from './internal/gart/gart.js';
+export { GartIommu } from './internal/gart/iommu.js';
+export { GartInitOrderOracle, GartStaleTlbOracle } from './internal/gart/oracles.js';
+export { GartOptionsSchema } from './internal/gart/options.js';
+export type { GartOptions } from './internal/gart/options.js';
+export { bindGart, Gart, GartId } from './internal/gart/service.js';

@@ -13,6 +13,7 @@ import type { Plugin } from '@mmnsim/core';
 import { ContainerModule } from 'inversify';
 import { z } from 'zod';
 import type { MmConfig } from './internal/core.js';
+import { CacheModel, CacheModelId } from './internal/cache/cache.js';
 import { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
 import type { MmuNotifiers } from './internal/notifier.js';
 import { MmService } from './internal/service.js';
@@ -64,6 +65,11 @@ const mmPluginFactory = definePlugin({
         [Kernel, MmOptions, TlbFlushProvider, MmuNotifiersId],
       )
       .inSingletonScope();
+    // The cache model is opt-in: built (and attached) only when something resolves it.
+    bind(CacheModelId)
+      .toResolvedValue((k: Kernel, s: MmService) => new CacheModel(k, s.core), [Kernel, MmService])
+      .inSingletonScope();
+    bind(CacheModel).toService(CacheModelId);
   }),
 });
 
@@ -210,3 +216,38 @@ export { MmService } from './internal/service.js';
 export { SwapDevice } from './internal/swap.js';
 export { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 export { AnonVma, Vm, Vma, VmaList } from './internal/vma.js';
+
+// --- cache model: memory types, CPU caches, set_memory_* (issue 14) ---
+export {
+  CacheDomain,
+  CacheModel,
+  CacheModelId,
+  LINE_WORDS,
+  LINES_PER_PAGE,
+} from './internal/cache/cache.js';
+export {
+  DirectMap,
+  MEMTYPES,
+  memTypePteBits,
+  PAGE_PAT,
+  PAGE_PCD,
+  PAGE_PWT,
+} from './internal/cache/memtype.js';
+export type { MemType } from './internal/cache/memtype.js';
+export {
+  CacheCorruptionOracle,
+  cacheOracles,
+  MixedMemoryTypeOracle,
+} from './internal/cache/oracles.js';
+export { lastWriterProjection } from './internal/cache/projection.js';
+export type { LastWrite, LastWriters } from './internal/cache/projection.js';
+export {
+  DIRECT_MAP_BASE,
+  directMapAddress,
+  setMemoryNp,
+  setMemoryUc,
+  setMemoryWb,
+  setMemoryWc,
+  setPagesArrayUc,
+  setPagesArrayWb,
+} from './internal/cache/set-memory.js';

@@ -235,6 +235,7 @@ export class PhysMem {
   }
 
   private emitWrite(pfn: number, word: number, value: number): void {
+    if (this.onWrite !== null) this.onWrite(pfn, word, value);
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.write')) bus.emit('mm.frame.write', { pfn, word, value });
   }
@@ -318,6 +319,12 @@ export class PhysMem {
     this.kernel.mightSleep('folio_wait_locked');
     yield* this.lockWait[pfn % 64]!.waitEvent(() => (this.flags[pfn]! & Frame.LOCKED) === 0);
   }
+
+  /**
+   * Called after every word written through {@link PhysMem.write} (the cache model's snoop when
+   * it is attached), or null.
+   */
+  onWrite: ((pfn: number, word: number, value: number) => void) | null = null;
 
   private readonly tokens = new Map<number, { name: string }>();
   private lockToken(pfn: number): { name: string } {
