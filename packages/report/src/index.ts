@@ -6,8 +6,16 @@
  *
  * @packageDocumentation
  */
+export { CHROMIUM_MISSING, CHROMIUM_PATH, chromiumLaunchOptions } from './internal/browser.js';
+export type { ChromiumLaunchOptions } from './internal/browser.js';
+export { minimisedRuns } from './internal/campaign.js';
+export type { MinimisedRunsOptions } from './internal/campaign.js';
+export { runCommand } from './internal/cli.js';
+export type { CommandIo } from './internal/cli.js';
+export { counterUpdates, newCounterState } from './internal/counters.js';
+export type { CounterState, CounterUpdate } from './internal/counters.js';
 export { campaignReportHtml, reportHtml, runReportHtml, writeFileAtomic } from './internal/html.js';
-export type { CampaignReportInput, RunReportOptions } from './internal/html.js';
+export type { CampaignReportInput, CampaignRun, RunReportOptions } from './internal/html.js';
 export {
   loadLog,
   loadReplay,
@@ -32,6 +40,3 @@ export type {
 } from './internal/state.js';
 export { toChromeTrace } from './internal/trace.js';
 export type { ChromeTrace, ChromeTraceOptions, TraceEvent } from './internal/trace.js';
-export { runCommand } from './internal/cli.js';
-export type { CommandIo } from './internal/cli.js';
-export { CHROMIUM_MISSING, CHROMIUM_PATH, chromiumLaunchOptions } from './internal/browser.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { readNdjson, replay } from '@mmnsim/core';
+import type { LoggedEvent } from '@mmnsim/core';
 import { loadRunText, toChromeTrace } from '@mmnsim/report';
 import type { TraceEvent } from '@mmnsim/report';
 import { ZOO, zooScenario } from '@mmnsim/zoo';
@@ -83,14 +84,13 @@ describe('Chrome trace export (issue 18)', () => {
     const run = loadRunText(minimisedReplay(v).text, zooScenario);
     const trace = toChromeTrace(run.events);
     const ev = trace.traceEvents;
-    const procs = new Map(
-      ev.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args!.name]),
-    );
+    const procs = new Map<number, string>();
+    for (const e of ev) if (e.name === 'process_name') procs.set(e.pid, e.args!.name as string);
     const windows = ev.filter(
       (e) => (e.ph === 'B' || e.ph === 'b') && e.name.startsWith('invalidate UNMAP'),
     );
     expect(windows.length).toBeGreaterThan(0);
-    expect(windows.some((e) => String(procs.get(e.pid)).startsWith('mm#1'))).toBe(true);
+    expect(windows.some((e) => (procs.get(e.pid) ?? '').startsWith('mm#1'))).toBe(true);
     const callbacks = ev.filter(
       (e) => (e.ph === 'B' || e.ph === 'b') && e.name === 'invalidate mini-odp',
     );
@@ -124,7 +124,7 @@ describe('Chrome trace export (issue 18)', () => {
 
   it('pairs an unknown namespace generically (an IOMMU built elsewhere): x.start/x.end of one task become a slice', () => {
     const base = { time: 0, ctx: 'cpu0', task: 0 };
-    const events = [
+    const events: LoggedEvent[] = [
       { ...base, seq: 0, step: 0, type: 'sched.spawn', data: { id: 0, name: 'app', on: 'cpu0' } },
       { ...base, seq: 1, step: 1, type: 'iommu.pri.start', data: { pasid: 1 } },
       { ...base, seq: 2, step: 2, type: 'iommu.iotlb.inv', data: { va: 4096 } },

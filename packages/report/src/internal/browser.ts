@@ -14,22 +14,33 @@ export const CHROMIUM_MISSING =
   '`apt-get update && apt-get install -y --no-install-recommends chromium` (.ci/run does this ' +
   'when it is absent); the browser is never downloaded by Playwright';
 
+/** What {@link chromiumLaunchOptions} returns: options for playwright-core's `chromium.launch`. */
+export interface ChromiumLaunchOptions {
+  /** {@link CHROMIUM_PATH}. */
+  executablePath: string;
+  /** Always true. */
+  headless: boolean;
+  /** The command-line flags. */
+  args: string[];
+}
+
 /**
  * Launch options for playwright-core's `chromium.launch`: Debian's binary, headless, no
  * sandbox (CI runs as root), no GPU, and no background networking (the machine's network is
  * closed). Playwright's `launch` starts each browser with a fresh, empty profile directory
  * (it refuses a `--user-data-dir` argument).
  *
- * @throws Error with {@link CHROMIUM_MISSING} when the binary is absent.
+ * @param executablePath the browser binary (default {@link CHROMIUM_PATH}).
+ * @throws Error with {@link CHROMIUM_MISSING} when Debian's binary is absent.
  */
-export function chromiumLaunchOptions(): {
-  executablePath: string;
-  headless: boolean;
-  args: string[];
-} {
-  if (!existsSync(CHROMIUM_PATH)) throw new Error(CHROMIUM_MISSING);
+export function chromiumLaunchOptions(executablePath = CHROMIUM_PATH): ChromiumLaunchOptions {
+  if (!existsSync(executablePath)) {
+    throw new Error(
+      executablePath === CHROMIUM_PATH ? CHROMIUM_MISSING : `${executablePath} does not exist`,
+    );
+  }
   return {
-    executablePath: CHROMIUM_PATH,
+    executablePath,
     headless: true,
     args: [
       '--headless',

@@ -55,6 +55,7 @@ section{padding:8px 16px}.violation{border-left:4px solid var(--red);background:
 .group{font-weight:600;background:#eef2f6}#timeline-scroll{position:relative;flex:1 0 auto}
 #timeline{display:block}#violation-marker{position:absolute;top:0;width:3px;background:var(--red);opacity:.85;pointer-events:none}
 #violation-marker span{position:absolute;top:0;left:5px;background:var(--red);color:#fff;font-size:11px;padding:0 4px;white-space:nowrap}
+#violation-marker.left span{left:auto;right:5px}
 #cursor{position:absolute;top:0;width:2px;background:var(--acc);pointer-events:none}
 #scrub{display:flex;gap:10px;align-items:center;margin:8px 0}#scrubber{flex:1}
 #panes{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:12px}
@@ -142,6 +143,16 @@ export function runReportHtml(run: LoadedRun, options: RunReportOptions = {}): s
   return reportHtml(data);
 }
 
+/** The minimised run of one distinct violation, for {@link campaignReportHtml}. */
+export interface CampaignRun {
+  /** The distinct violation's key (core's `violationKey`). */
+  readonly key: string;
+  /** The run, replayed with the log on. */
+  readonly run: LoadedRun;
+  /** The command that replays it. */
+  readonly replayCommand?: string;
+}
+
 /** What a campaign report is made of. */
 export interface CampaignReportInput {
   /** The campaign (core's `explore`). */
@@ -152,11 +163,7 @@ export interface CampaignReportInput {
    * The minimised replays of the distinct violations: the run (replayed with `log: true`) and
    * its replay command; `key` is the distinct violation's key (`violationKey`).
    */
-  readonly runs: readonly {
-    readonly key: string;
-    readonly run: LoadedRun;
-    readonly replayCommand?: string;
-  }[];
+  readonly runs: readonly CampaignRun[];
   /** The title (default: `campaign <scenario>`). */
   readonly title?: string;
 }

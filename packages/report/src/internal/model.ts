@@ -21,15 +21,32 @@ export interface RunData {
   /** Execution contexts in lane order (CPUs, then devices, then others). */
   readonly contexts: readonly string[];
   /** Tasks: id, name, context. */
-  readonly tasks: readonly { readonly id: number; readonly name: string; readonly ctx: string }[];
+  readonly tasks: readonly {
+    /** Task id. */
+    readonly id: number;
+    /** Task name. */
+    readonly name: string;
+    /** The context it runs on. */
+    readonly ctx: string;
+  }[];
   /** Event types and their payload keys (`data` values are stored in this key order). */
-  readonly types: readonly { readonly name: string; readonly keys: readonly string[] }[];
+  readonly types: readonly {
+    /** The event type. */
+    readonly name: string;
+    /** Its payload keys, in the order `data` rows hold the values. */
+    readonly keys: readonly string[];
+  }[];
   /** The events, column by column. */
   readonly ev: {
+    /** Each event's `seq`. */
     readonly seq: readonly number[];
+    /** Each event's step. */
     readonly step: readonly number[];
+    /** Each event's task id (-1 outside tasks). */
     readonly task: readonly number[];
+    /** Each event's index in `types`. */
     readonly type: readonly number[];
+    /** Each event's payload values, in its type's key order (a non-object payload: one value). */
     readonly data: readonly (readonly JsonValue[])[];
   };
   /** Intervals on task lanes: `[task, begin index, end index (-1 open), name index, category index]`. */
@@ -57,15 +74,23 @@ export interface IterationRecord {
 /** A campaign as the report embeds it. */
 export interface CampaignData {
   /** The campaign report (without its failures' full violation lists). */
-  readonly summary: Omit<ExploreReport, 'failures'> & { readonly failures: number };
+  readonly summary: Omit<ExploreReport, 'failures'> & {
+    /** How many iterations failed. */
+    readonly failures: number;
+  };
   /** Per-iteration records, when they were collected. */
   readonly iterations: readonly IterationRecord[];
   /** The distinct violations, each with the index of its minimised run in `runs`. */
   readonly distinct: readonly {
+    /** The deduplication key (core's `violationKey`). */
     readonly key: string;
+    /** The violation kind. */
     readonly kind: string;
+    /** Its first message. */
     readonly message: string;
+    /** The first iteration that found it. */
     readonly firstIteration: number;
+    /** How many iterations found it. */
     readonly count: number;
     /** Index in {@link ReportData.runs}, or -1 if no minimised replay was given. */
     readonly run: number;
@@ -90,9 +115,9 @@ export interface ReportData {
 export function strategyLabel(strategy: JsonValue): string {
   if (typeof strategy === 'string') return strategy;
   if (strategy !== null && typeof strategy === 'object' && !Array.isArray(strategy)) {
-    const kind = String(strategy.kind);
-    if (kind === 'pct') return `pct(d=${String(strategy.depth ?? 3)})`;
-    return kind;
+    const kind = typeof strategy.kind === 'string' ? strategy.kind : JSON.stringify(strategy);
+    const depth = typeof strategy.depth === 'number' ? strategy.depth : 3;
+    return kind === 'pct' ? `pct(d=${depth})` : kind;
   }
   return JSON.stringify(strategy);
 }
@@ -111,7 +136,9 @@ export function strategyLabel(strategy: JsonValue): string {
  * @returns the callback and the array it fills.
  */
 export function recordIterations(now?: () => number): {
+  /** Pass as `explore`'s `onIteration`. */
   readonly onIteration: (iteration: number, result: RunResult) => void;
+  /** The records, filled as the campaign runs. */
   readonly records: IterationRecord[];
 } {
   const records: IterationRecord[] = [];
@@ -167,7 +194,7 @@ export function runData(
     const keys = types[ti]!.keys;
     let row: JsonValue[];
     if (isObj) {
-      const obj = d as { [k: string]: JsonValue };
+      const obj = d;
       // A payload with keys the first event of its type lacked gets them appended.
       for (const k of Object.keys(obj)) if (!keys.includes(k)) keys.push(k);
       row = keys.map((k) => (k in obj ? obj[k]! : null));

@@ -5,6 +5,8 @@
  * report's browser script bundles it and folds the embedded events itself.
  */
 import type { LoggedEvent, Projection } from '@mmnsim/core';
+import { counterUpdates, newCounterState } from './counters.js';
+import type { CounterState } from './counters.js';
 
 /** A VMA as the `mm.vma.add` event gave it. */
 export interface StateVma {
@@ -102,6 +104,8 @@ export interface ReportState {
   readonly itree: Map<number, StateItree>;
   /** Open invalidation windows by range id. */
   readonly windows: Map<number, StateWindow>;
+  /** The counters (`invalidate_seq`, `mmu_invalidate_in_progress`, ODP `npages`, TLB entries …). */
+  readonly counters: CounterState;
 }
 
 type D = Record<string, number | string | boolean>;
@@ -117,7 +121,8 @@ function mmOf(state: ReportState, mm: number): StateMm {
  * `mm.pte.set` (as mm's own `mmProjection` does for these), `smmu.map`/`unmap` (any secondary
  * MMU, by name: KVM, RDMA, an IOMMU, a zoo driver), `mmn.register`/`unregister`/`free`,
  * `mmn.interval.insert`/`remove`, `mmn.deferred.apply`, `mmn.set_seq`, `mmn.itree.state` and
- * `mmn.invalidate_start`/`end`. Other event types are ignored.
+ * `mmn.invalidate_start`/`end`, and the counters of {@link counterUpdates} (KVM's
+ * `mmu_invalidate_in_progress`, ODP `npages`, TLB entries …). Other event types are ignored.
  *
  * An mm leaves the view at `mm.exit` only for its page table and VMAs (they were torn down);
  * the subscriptions stay until they are unregistered or freed, as in the kernel.
@@ -134,9 +139,11 @@ export function reportStateProjection(): Projection<ReportState> {
       subs: new Map(),
       itree: new Map(),
       windows: new Map(),
+      counters: newCounterState(),
     }),
     apply(state: ReportState, e: LoggedEvent): ReportState {
       const d = e.data as D;
+      counterUpdates(state.counters, e);
       switch (e.type) {
         case 'mm.create':
           mmOf(state, d.mm as number).name = d.name as string;
@@ -161,7 +168,7 @@ export function reportStateProjection(): Projection<ReportState> {
         case 'smmu.unmap': {
           const mmu = d.mmu as string;
           let maps = state.smmu.get(mmu);
-          if (maps === undefined) state.smmu.set(mmu, (maps = new Map()));
+          if (maps === undefined) state.smmu.set(mmu, (maps = new Map<string, StateMapping>()));
           const key = `${String(d.mm)}:${String(d.va)}`;
           if (e.type === 'smmu.unmap') maps.delete(key);
           else {
@@ -262,5 +269,7 @@ export function cloneState(s: ReportState): ReportState {
   for (const [k, v] of s.smmu) smmu.set(k, new Map(v));
   const subs = new Map<number, StateSubscription>();
   for (const [k, v] of s.subs) subs.set(k, { ...v });
-  return { mms, smmu, subs, itree: new Map(s.itree), windows: new Map(s.windows) };
+  const counters: CounterState = { values: new Map(s.counters.values), smmu: new Map() };
+  for (const [k, v] of s.counters.smmu) counters.smmu.set(k, new Set(v));
+  return { mms, smmu, subs, itree: new Map(s.itree), windows: new Map(s.windows), counters };
 }

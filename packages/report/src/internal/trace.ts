@@ -3,6 +3,7 @@
  * open). Its own file: it is the one place that knows the trace-event format.
  */
 import type { JsonValue, LoggedEvent } from '@mmnsim/core';
+import { counterUpdates, newCounterState } from './counters.js';
 import { pairIntervals } from './intervals.js';
 import type { Interval, IntervalTrack } from './intervals.js';
 
@@ -246,66 +247,32 @@ export function toChromeTrace(
   for (const x of ends) endMarks[x.at]!.push({ ev: x.ev });
 
   // Counters, flows and instants.
-  const tlbEntries = new Map<number, number>();
-  const npages = new Map<string, number>();
-  const smmu = new Map<string, Set<string>>();
+  const counters = newCounterState();
   const pendingIpi = new Map<string, number[]>();
   let flowId = 1;
+  const counterPid = (group: string): number => {
+    if (/^cpu\d+$/.test(group)) return tracks.context(group);
+    const m = /^mm#(\d+)$/.exec(group);
+    const name = m !== null ? tracks.mmName(Number(m[1]), mmNames.get(Number(m[1]))) : group;
+    return tracks.lane(name, 'counters').pid;
+  };
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
     const d = (e.data ?? {}) as Record<string, unknown>;
     const at = marks[i]!;
     const self = tracks.task(e.task, e.ctx);
-    const counter = (process: string, name: string, value: number): void => {
-      const pid = process.startsWith('cpu')
-        ? tracks.context(process)
-        : tracks.lane(process, 'counters').pid;
-      at.push({ ev: { name, cat: 'counter', ph: 'C', pid, args: { value } } });
-    };
+    for (const c of counterUpdates(counters, e)) {
+      at.push({
+        ev: {
+          name: c.name,
+          cat: 'counter',
+          ph: 'C',
+          pid: counterPid(c.group),
+          args: { value: c.value },
+        },
+      });
+    }
     switch (e.type) {
-      case 'mmn.itree.state': {
-        const mm = tracks.mmName(Number(d.mm), mmNames.get(Number(d.mm)));
-        counter(mm, 'invalidate_seq', Number(d.seq));
-        counter(mm, 'active_invalidate_ranges', Number(d.active));
-        break;
-      }
-      case 'kvm.invalidate.start':
-      case 'kvm.invalidate.end':
-      case 'kvm.precheck': {
-        const g = `kvm vm#${String(d.vm)}`;
-        counter(g, 'mmu_invalidate_in_progress', Number(d.inProgress));
-        counter(g, 'mmu_invalidate_seq', Number(d.seq));
-        break;
-      }
-      case 'rdma.odp.dma_map':
-      case 'rdma.odp.dma_unmap': {
-        const key = `${String(d.dev)}|${String(d.mr)}`;
-        const v = (npages.get(key) ?? 0) + (e.type === 'rdma.odp.dma_map' ? 1 : -1);
-        npages.set(key, v);
-        counter(`rdma ${String(d.dev)}`, `mr#${String(d.mr)} npages`, v);
-        break;
-      }
-      case 'tlb.fill':
-      case 'tlb.flush': {
-        const cpu = Number(d.cpu);
-        let v = tlbEntries.get(cpu) ?? 0;
-        if (e.type === 'tlb.fill') v += Number(d.evicted) >= 0 ? 0 : 1;
-        else v = Math.max(0, v - Number(d.removed));
-        tlbEntries.set(cpu, v);
-        counter(`cpu${cpu}`, 'TLB entries', v);
-        break;
-      }
-      case 'smmu.map':
-      case 'smmu.unmap': {
-        const mmu = String(d.mmu);
-        let set = smmu.get(mmu);
-        if (set === undefined) smmu.set(mmu, (set = new Set()));
-        const k = `${String(d.mm)}|${String(d.va)}`;
-        if (e.type === 'smmu.map') set.add(k);
-        else set.delete(k);
-        counter('secondary MMUs', `${mmu} mappings`, set.size);
-        break;
-      }
       case 'tlb.ipi.send': {
         const key = `${String(d.from)}|${String(d.to)}|${String(d.mm)}`;
         const id = flowId++;

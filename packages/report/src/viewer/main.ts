@@ -19,7 +19,7 @@ declare global {
 }
 
 const t0 = performance.now();
-const data = JSON.parse(document.getElementById('report-data')!.textContent!) as ReportData;
+const data = JSON.parse(document.getElementById('report-data')!.textContent ?? '{}') as ReportData;
 const app = document.getElementById('app')!;
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -361,7 +361,12 @@ function showRun(index: number): void {
   // --- swim lanes: one per task, grouped by context
   const LANE = 22;
   const steps = lastStep(run) + 1;
-  const px = Math.max(1, Math.min(28, Math.floor(16000 / steps)));
+  // Fit the run to the window when it is short; at most 16,000 px wide (a canvas limit) when long.
+  const avail = Math.max(400, window.innerWidth - 240);
+  const px = Math.max(
+    1,
+    Math.min(Math.max(4, Math.floor(avail / steps)), 48, Math.floor(16000 / steps)),
+  );
   const rows: ({ kind: 'group'; ctx: string } | { kind: 'lane'; task: number })[] = [];
   const laneOf = new Map<number, number>();
   const labels = el('div', { id: 'lane-labels' });
@@ -408,6 +413,8 @@ function showRun(index: number): void {
       el('span', {}, `✖ ${v0.kind}`),
     );
     marker.style.left = `${v0.step * px + px / 2 - 1}px`;
+    // Near the right edge the label goes on the marker's left.
+    if (v0.step * px > width - 260) marker.classList.add('left');
     marker.style.height = `${height}px`;
     scroll.append(marker);
   }
@@ -593,6 +600,16 @@ function showRun(index: number): void {
       );
     }
     parts.push(st);
+    parts.push(el('h2', {}, 'counters'));
+    const ct = el('table', { class: 'counters' });
+    for (const [key, value] of [...s.counters.values.entries()].sort()) {
+      const [group, name] = key.split('|');
+      ct.append(
+        el('tr', {}, el('td', {}, group!), el('td', {}, name!), el('td', {}, String(value))),
+      );
+    }
+    if (s.counters.values.size === 0) parts.push(el('div', { class: 'mut' }, 'none'));
+    parts.push(ct);
     parts.push(el('h2', {}, 'invalidations in progress'));
     if (s.windows.size === 0) parts.push(el('div', { class: 'mut', id: 'no-windows' }, 'none'));
     for (const w of s.windows.values()) {
