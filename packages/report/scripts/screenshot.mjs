@@ -49,7 +49,7 @@ try {
   ]) {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.setContent(html);
-    await page.waitForFunction(() => window.__report?.ready === true);
+    await page.waitForFunction(() => globalThis.__report?.ready === true);
     await page.screenshot({ path: join(docs, name), fullPage: name === 'campaign.png' });
     await page.close();
     console.log(`wrote ${join(docs, name)}`);
