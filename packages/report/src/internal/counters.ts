@@ -68,6 +68,10 @@ export function counterUpdates(state: CounterState, e: LoggedEvent): CounterUpda
       set(g, name, get(g, name) + (e.type === 'rdma.odp.dma_map' ? 1 : -1));
       break;
     }
+    case 'rdma.mr.dereg':
+      // The MR is gone: its npages counter leaves the state (its trace track ends at its last value).
+      state.values.delete(`rdma ${String(d.dev)}|mr#${String(d.mr)} npages`);
+      break;
     case 'tlb.fill':
     case 'tlb.flush': {
       const g = `cpu${String(d.cpu)}`;

@@ -59,7 +59,7 @@ section{padding:8px 16px}.violation{border-left:4px solid var(--red);background:
 #cursor{position:absolute;top:0;width:2px;background:var(--acc);pointer-events:none}
 #scrub{display:flex;gap:10px;align-items:center;margin:8px 0}#scrubber{flex:1}
 #panes{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:12px}
-#state,#events{border:1px solid var(--line);padding:6px 8px;max-height:48vh;overflow:auto}
+#state,#events{border:1px solid var(--line);padding:6px 8px;height:48vh;overflow:auto;contain:strict}
 table{border-collapse:collapse;margin:2px 0 8px}td,th{padding:1px 8px 1px 0;text-align:left;vertical-align:top}th{color:var(--mut);font-weight:500}
 .ev{cursor:pointer;white-space:nowrap}.ev.cur{background:#e8f0fe}.ev.hit{background:#fff6d6}.ev.viol{color:var(--red);font-weight:600}
 .plots{display:flex;flex-wrap:wrap;gap:16px}.plot{border:1px solid var(--line);padding:4px}

@@ -9,7 +9,7 @@ import type { Interval, IntervalTrack } from './intervals.js';
 
 /**
  * One trace event (the Trace Event Format's JSON object form). `ts` and `dur` are in
- * microseconds; here one scheduler step is one microsecond (see {@link toChromeTrace}).
+ * microseconds; here one scheduler step is 1000 µs (see {@link toChromeTrace}).
  */
 export interface TraceEvent {
   /** The slice, instant, counter or metadata name. */
@@ -18,7 +18,7 @@ export interface TraceEvent {
   readonly cat?: string;
   /** Phase: `B`/`E` slice, `b`/`e` async slice, `i` instant, `C` counter, `s`/`f` flow, `M` metadata. */
   readonly ph: 'B' | 'E' | 'b' | 'e' | 'i' | 'C' | 's' | 'f' | 'M';
-  /** Timestamp in µs (the scheduler step, spread inside the step in log order). */
+  /** Timestamp in µs: the scheduler step × 1000, spread inside the step in log order. */
   readonly ts: number;
   /** The process: a CPU, a device engine, an mm, or a group such as `srcu`. */
   readonly pid: number;
@@ -48,6 +48,17 @@ export interface ChromeTrace {
 export interface ChromeTraceOptions {
   /** The log's header fields (seed, scenario …), copied into `otherData`. */
   readonly header?: { readonly [key: string]: JsonValue };
+}
+
+/**
+ * One scheduler step is 1000 µs of trace time: wide enough that the marks of a step with
+ * thousands of events still get distinct nanosecond timestamps (Perfetto keeps ns).
+ */
+const STEP_US = 1000;
+
+/** Rounds a µs timestamp to whole nanoseconds. */
+function ns(us: number): number {
+  return Math.round(us * 1000) / 1000;
 }
 
 interface Mark {
@@ -161,8 +172,8 @@ function argsOf(e: LoggedEvent): { [key: string]: JsonValue } {
  * list the `seq` of the events it cites. Every other event is a thread instant with its payload.
  *
  * Time comes from the log, never the wall clock: `ts` is the scheduler step (one step shows as
- * 1 µs), and the events of one step are spread evenly inside it in log order, so that every
- * mark has its own timestamp; `args.time_ns` keeps the virtual time.
+ * 1 ms), and the events of one step are spread evenly inside it in log order, so that every
+ * mark has its own nanosecond timestamp; `args.time_ns` keeps the virtual time.
  *
  * ## Example
  * ```ts
@@ -341,9 +352,12 @@ export function toChromeTrace(
     const count = j - i;
     for (let k = i; k < j; k++) {
       const list = [...endMarks[k]!, ...marks[k]!];
-      const slot = step + (k - i) / count;
+      const slot = (step + (k - i) / count) * STEP_US;
       for (let m = 0; m < list.length; m++) {
-        out.push({ ...list[m]!.ev, ts: slot + (m + 1) / (list.length + 1) / count });
+        out.push({
+          ...list[m]!.ev,
+          ts: ns(slot + ((m + 1) / (list.length + 1) / count) * STEP_US),
+        });
       }
     }
     lastStep = step;
@@ -351,7 +365,7 @@ export function toChromeTrace(
   }
   const tail = endMarks[n]!;
   for (let m = 0; m < tail.length; m++) {
-    out.push({ ...tail[m]!.ev, ts: lastStep + 1 + (m + 1) / (tail.length + 1) });
+    out.push({ ...tail[m]!.ev, ts: ns((lastStep + 1 + (m + 1) / (tail.length + 1)) * STEP_US) });
   }
   return {
     traceEvents: out,
@@ -359,7 +373,8 @@ export function toChromeTrace(
     otherData: {
       format: 'mmnsim-trace',
       version: 1,
-      clock: 'ts = scheduler step (1 step shows as 1 µs); args.time_ns is the virtual time',
+      clock:
+        'ts = scheduler step × 1000 µs (1 step shows as 1 ms); args.time_ns is the virtual time',
       ...(options.header ?? {}),
     },
   };

@@ -304,6 +304,10 @@ function showRun(index: number): void {
     box.append(cites);
     if (run.replayCommand !== undefined)
       box.append(el('div', { class: 'mono' }, 'replay: ' + run.replayCommand));
+    if (run.schedule !== undefined && data.campaign === undefined) {
+      const text = `schedule (${run.schedule.length} choices): ${run.schedule.join(' ')}`;
+      box.append(el('div', { class: 'mono', id: 'schedule' }, text));
+    }
     runSection.append(box);
   }
   if (run.violations.length === 0)
