@@ -13,12 +13,13 @@ import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
+import { benchReport } from './report.js';
 import { benchSrcu } from './srcu.js';
 import { benchSync } from './sync.js';
 import { benchX86Tlb } from './x86-tlb.js';
 import type { Metric } from './metric.js';
 
-const suites: Record<string, () => Metric[]> = {
+const suites: Record<string, () => Metric[] | Promise<Metric[]>> = {
   core: benchCore,
   itree: benchItree,
   sync: benchSync,
@@ -33,10 +34,11 @@ const suites: Record<string, () => Metric[]> = {
   zoo: benchZoo,
   iommu: benchIommu,
   gart: benchGart,
+  report: benchReport,
 };
 
 const only = process.argv.slice(2);
 for (const [name, suite] of Object.entries(suites)) {
   if (only.length > 0 && !only.includes(name)) continue;
-  for (const m of suite()) process.stdout.write(JSON.stringify(m) + '\n');
+  for (const m of await suite()) process.stdout.write(JSON.stringify(m) + '\n');
 }
