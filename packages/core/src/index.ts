@@ -7,12 +7,12 @@
 import 'reflect-metadata';
 
 export { EventBus } from './internal/bus.js';
-export type { EventSink } from './internal/bus.js';
+export type { BusErrorHandler, EventSink } from './internal/bus.js';
 export { Clock } from './internal/clock.js';
 export type { Timer } from './internal/clock.js';
 export { ExecutionContext } from './internal/context.js';
 export type { ContextKind } from './internal/context.js';
-export { ConfigError, KernelBug } from './internal/errors.js';
+export { ConfigError, KernelBug, StepBudgetError } from './internal/errors.js';
 export { Errno, errnoName } from './internal/errno.js';
 export type {
   AnySimEvent,
@@ -41,6 +41,7 @@ export type {
   ExploreOptions,
   ExploreProgress,
   ExploreReport,
+  IterationError,
   MinimisedSchedule,
   PctGuarantee,
   RecordedRun,

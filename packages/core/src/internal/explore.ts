@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeThrown } from './describe-error.js';
 import { ConfigError } from './errors.js';
 import type { JsonValue } from './json.js';
 import type { Violation } from './oracle.js';
@@ -82,6 +83,22 @@ export interface ExploreOptions {
   readonly now?: () => number;
   /** Stop starting iterations once this much wall time passed (needs `now`). */
   readonly timeBudgetMs?: number;
+  /**
+   * Stop at the first iteration that could not run at all (its simulation could not be
+   * created); by default such an iteration is recorded in {@link ExploreReport.errors} and the
+   * campaign goes on.
+   */
+  readonly stopOnError?: boolean;
+}
+
+/** An iteration that could not run: its simulation or scenario options threw. */
+export interface IterationError {
+  /** Iteration index. */
+  readonly iteration: number;
+  /** The iteration's seed. */
+  readonly seed: number;
+  /** The error's name and message. */
+  readonly message: string;
 }
 
 /** One failing iteration: enough to replay it. */
@@ -153,6 +170,8 @@ export interface ExploreReport {
   readonly failures: readonly ExploreFailure[];
   /** Distinct violations (by kind and location), in order of discovery. */
   readonly distinct: readonly DistinctViolation[];
+  /** Iterations that could not run, in order (see {@link ExploreOptions.stopOnError}). */
+  readonly errors: readonly IterationError[];
   /** For an exhaustive search: true if every schedule within the bound was run. */
   readonly exhausted?: boolean;
   /** For PCT iterations: the guarantee of each depth used (clean runs only). */
@@ -183,7 +202,11 @@ export function runScenario(
   const s =
     typeof strategy === 'object' && 'pick' in strategy ? strategy : createStrategy(strategy);
   const sim = Simulation.create({ ...scenario.options(), ...overrides, seed, strategy: s });
-  scenario.setup(sim);
+  try {
+    scenario.setup(sim);
+  } catch (e) {
+    sim.failSetup(e);
+  }
   return { sim, result: sim.run(runOptions) };
 }
 
@@ -208,12 +231,35 @@ export function violationKey(v: Violation): string {
  * checking) and reports `exhausted: true` when no schedule within the bound is left.
  */
 export function explore(scenario: Scenario, options: ExploreOptions): ExploreReport {
-  if (!Number.isInteger(options.iterations) || options.iterations < 1) {
-    throw new ConfigError(`explore: "iterations" (${options.iterations}) must be an integer >= 1`);
+  const checked = ExploreOptionsSchema.safeParse(options);
+  if (!checked.success)
+    throw new ConfigError(`explore: invalid options: ${describeIssues(checked.error)}`);
+  if (
+    typeof scenario !== 'object' ||
+    scenario === null ||
+    typeof scenario.id !== 'string' ||
+    typeof scenario.options !== 'function' ||
+    typeof scenario.setup !== 'function'
+  ) {
+    throw new ConfigError(
+      'explore: "scenario" must be an object with a string "id" and functions "options" and "setup"',
+    );
+  }
+  if (options.timeBudgetMs !== undefined && options.now === undefined) {
+    throw new ConfigError(
+      'explore: "timeBudgetMs" needs "now" (a wall clock in ms, such as performance.now)',
+    );
   }
   const campaign = options.strategy ?? 'portfolio';
   const base = options.seed ?? 1;
+  if (base > Number.MAX_SAFE_INTEGER - (options.iterations - 1)) {
+    throw new ConfigError(
+      `explore: "seed" + "iterations" must stay within the safe-integer range (seed ${base}, iterations ${options.iterations}, at most ${Number.MAX_SAFE_INTEGER})`,
+    );
+  }
   const stopOnFirst = options.stopOnFirst ?? true;
+  const stopOnError = options.stopOnError ?? false;
+  const errors: IterationError[] = [];
   const now = options.now;
   const t0 = now?.() ?? 0;
   const failures: ExploreFailure[] = [];
@@ -232,8 +278,7 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     if (result.steps > maxSteps) maxSteps = result.steps;
     if (result.tasks > maxTasks) maxTasks = result.tasks;
     options.onIteration?.(i, result);
-    if (result.error !== undefined) throw result.error;
-    const failed = result.violations.length > 0;
+    const failed = result.violations.length > 0 || result.error !== undefined;
     if (failed) {
       failures.push({
         iteration: i,
@@ -260,6 +305,20 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     });
     return failed;
   };
+  /** Runs one iteration; null (and an entry in `errors`) if it could not run at all. */
+  const attempt = (
+    i: number,
+    seed: number,
+    strategy: StrategySpec | Strategy,
+  ): RunResult | null => {
+    try {
+      return runScenario(scenario, seed, strategy).result;
+    } catch (e) {
+      const d = describeThrown(e);
+      errors.push({ iteration: i, seed, message: `${d.name}: ${d.message}` });
+      return null;
+    }
+  };
   const outOfTime = (): boolean =>
     now !== undefined && options.timeBudgetMs !== undefined && now() - t0 >= options.timeBudgetMs;
 
@@ -272,21 +331,27 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     exhausted = false;
     while (prefix !== null && i < options.iterations && !outOfTime()) {
       const dfs = new DfsStrategy(prefix);
-      const { result } = runScenario(scenario, base, dfs);
-      const failed = record(i, base, result, 0);
+      const result = attempt(i, base, dfs);
       i++;
+      if (result === null) break;
+      const failed = record(i - 1, base, result, 0);
       if (failed && stopOnFirst) break;
       prefix = nextDfsPrefix(dfs.trace, parsed.data.preemptions);
       if (prefix === null) exhausted = true;
     }
   } else {
     const portfolio = campaign === 'portfolio';
-    const spec = portfolio ? 'pct' : StrategySpecSchema.parse(campaign);
+    const specParsed = portfolio ? null : StrategySpecSchema.safeParse(campaign);
+    if (specParsed !== null && !specParsed.success) {
+      throw new ConfigError(
+        `explore: "strategy" ${shortJson(campaign)} is not a campaign strategy; allowed are 'portfolio', 'round-robin', 'random', 'pct', { kind: 'pct', depth?: 1..64, steps?: >= 1 }, { kind: 'replay', schedule } or { kind: 'exhaustive', preemptions: 0..16 }`,
+      );
+    }
+    const spec: StrategySpec = specParsed === null ? 'pct' : specParsed.data;
     const fixedSteps = typeof spec === 'object' && spec.kind === 'pct' ? spec.steps : undefined;
     let k = 0;
     const needsK = portfolio || spec === 'pct' || (typeof spec === 'object' && spec.kind === 'pct');
-    if (needsK && fixedSteps === undefined)
-      k = runScenario(scenario, base, 'round-robin').result.steps;
+    if (needsK && fixedSteps === undefined) k = attempt(-1, base, 'round-robin')?.steps ?? 1;
     for (; i < options.iterations && !outOfTime();) {
       const seed = base + i;
       let iterSpec: StrategySpec;
@@ -299,10 +364,14 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
         depth = typeof spec === 'object' && spec.kind === 'pct' ? (spec.depth ?? 3) : 3;
         iterSpec = { kind: 'pct', depth, steps: Math.max(1, fixedSteps ?? k) };
       } else iterSpec = spec;
-      const { result } = runScenario(scenario, seed, iterSpec);
-      if (result.steps > k) k = result.steps;
-      const failed = record(i, seed, result, depth);
+      const result = attempt(i, seed, iterSpec);
       i++;
+      if (result === null) {
+        if (stopOnError) break;
+        continue;
+      }
+      if (result.steps > k) k = result.steps;
+      const failed = record(i - 1, seed, result, depth);
       if (failed && stopOnFirst) break;
     }
   }
@@ -318,11 +387,35 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     maxTasks,
     failures,
     distinct: [...distinct.entries()].map(([key, d]) => ({ key, ...d })),
+    errors,
     ...(exhausted !== undefined ? { exhausted } : {}),
     pct,
     ...(now !== undefined ? { elapsedMs: now() - t0 } : {}),
   };
 }
+
+/** A JSON rendering of a user value for an error message, cut at 80 characters. */
+function shortJson(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Object.prototype.toString.call(v);
+  }
+  return text.length > 80 ? text.slice(0, 77) + '...' : text;
+}
+
+/** Schema of the plain fields of {@link ExploreOptions} (the strategy is checked separately). */
+const ExploreOptionsSchema = z.object({
+  iterations: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  stopOnFirst: z.boolean().optional(),
+  stopOnError: z.boolean().optional(),
+  timeBudgetMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  now: z.function().optional(),
+  onIteration: z.function().optional(),
+  onProgress: z.function().optional(),
+});
 
 /**
  * The PCT guarantee for `runs` clean runs of depth `depth` with at most `tasks` tasks and `steps`
