@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeThrown } from './describe-error.js';
 import { ConfigError } from './errors.js';
+import { canonicalJson, MAX_JSON_DEPTH, tooDeep } from './json-depth.js';
 import type { JsonValue } from './json.js';
 import type { Violation } from './oracle.js';
 import { describeIssues, Simulation } from './simulation.js';
@@ -637,7 +638,12 @@ export interface ReplayFile {
   }[];
   /** The seed. */
   readonly seed: number;
-  /** The strategy that found it, as JSON (informative: the schedule is what replays it). */
+  /**
+   * How the schedule was found, checked on replay: null (not said); a strategy spec (or an
+   * exhaustive search's `{ kind: 'exhaustive', prefix }`) that, run with `seed`, gives exactly
+   * `schedule`; or `{ kind: 'minimised', from }` for a schedule derived from a run of `from`
+   * (shrunk by {@link minimise}, edited), which cannot be re-derived and is not re-run.
+   */
   readonly strategy: JsonValue;
   /** The task id chosen at each choice point. */
   readonly schedule: readonly number[];
@@ -695,11 +701,22 @@ export class ReplayFileError extends Error {
 
 /** Parses and validates a replay file's text. @throws ReplayFileError naming the field. */
 export function parseReplayFile(text: string): ReplayFile {
+  if (typeof text !== 'string')
+    throw new ReplayFileError('(file)', `expected the file's text, got ${typeof text}`);
+  // A UTF-8 byte-order mark (some Windows editors write one) is not part of the JSON.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(body);
   } catch (e) {
     throw new ReplayFileError('(file)', `not valid JSON (${(e as Error).message})`);
+  }
+  const deep = tooDeep(raw);
+  if (deep !== null) {
+    throw new ReplayFileError(
+      deep.split('.')[0] === '(value)' ? '(file)' : deep.split('.')[0]!,
+      `nested deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`,
+    );
   }
   const r = ReplayFileSchema.safeParse(raw);
   if (!r.success) {
@@ -730,13 +747,19 @@ export function makeReplayFile(
 ): ReplayFile {
   const { sim, result } = replay(scenario, run, { log: true });
   const v = result.violations[0];
+  let strategy: JsonValue = run.strategy ?? null;
+  if (strategy !== null && !isMinimised(strategy)) {
+    const again = strategyRun(scenario, run.seed, strategy);
+    if (again === null || !sameSchedule(again.schedule, run.schedule))
+      strategy = { kind: 'minimised', from: strategy };
+  }
   return {
     format: 'mmnsim-replay',
     version: 1,
     scenario: scenario.id,
     plugins: sim.plugins.map((p) => ({ id: p.id, options: p.options?.input ?? null })),
     seed: run.seed,
-    strategy: run.strategy ?? null,
+    strategy,
     schedule: [...run.schedule],
     finalHash: sim.finalHash(),
     ...(v !== undefined ? { violation: { kind: v.kind, message: v.message } } : {}),
@@ -745,11 +768,13 @@ export function makeReplayFile(
 
 /**
  * Replays a replay file against the scenario registry: checks the scenario and its plugins are
- * the ones recorded, re-executes the schedule (optionally stopping at a step), and checks the
- * final hash.
+ * the ones recorded (plugin options by value: key order does not matter), re-executes the
+ * schedule (optionally stopping at a step), and checks the final hash, the first violation
+ * (kind and message, or that there is none) and the strategy (see {@link ReplayFile.strategy}).
  *
  * @throws ReplayFileError naming the field that does not match (`scenario`, `plugins`,
- * `finalHash`), or ReplayDivergenceError naming the choice where the run diverged.
+ * `finalHash`, `violation`, `strategy`), or ReplayDivergenceError naming the choice where the
+ * run diverged.
  */
 export function replayFile(
   file: ReplayFile,
@@ -760,13 +785,13 @@ export function replayFile(
   if (scenario === undefined)
     throw new ReplayFileError('scenario', `no scenario "${file.scenario}" is registered`);
   const probe = Simulation.create({ ...scenario.options(), seed: file.seed, log: false });
-  const now = JSON.stringify(
+  const now = canonicalJson(
     probe.plugins.map((p) => ({ id: p.id, options: p.options?.input ?? null })),
   );
-  if (now !== JSON.stringify(file.plugins)) {
+  if (now !== canonicalJson(file.plugins)) {
     throw new ReplayFileError(
       'plugins',
-      `the scenario's plugins are now ${now}, the file recorded ${JSON.stringify(file.plugins)}`,
+      `the scenario's plugins are now ${now}, the file recorded ${canonicalJson(file.plugins)}`,
     );
   }
   const out = replay(scenario, file, {
@@ -781,6 +806,68 @@ export function replayFile(
         `the replayed log ends in ${hash}, the file recorded ${file.finalHash}`,
       );
     }
+    const v = out.result.violations[0];
+    const got = v === undefined ? 'no violation' : `${v.kind}: ${v.message}`;
+    const want =
+      file.violation === undefined
+        ? 'no violation'
+        : `${file.violation.kind}: ${file.violation.message}`;
+    if (got !== want) {
+      throw new ReplayFileError(
+        'violation',
+        `the replayed run gives ${shortJson(got)}, the file recorded ${shortJson(want)}`,
+      );
+    }
   }
+  checkStrategyField(scenario, file);
   return out;
+}
+
+/** True for the `{ kind: 'minimised', from }` form of a replay file's strategy. */
+function isMinimised(s: JsonValue): boolean {
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    !Array.isArray(s) &&
+    s.kind === 'minimised' &&
+    'from' in s &&
+    Object.keys(s).length === 2
+  );
+}
+
+function sameSchedule(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Runs `strategy` (a spec or an exhaustive prefix) with `seed`, or null if it is neither. */
+function strategyRun(scenario: Scenario, seed: number, strategy: JsonValue): RunResult | null {
+  const dfs = z
+    .strictObject({ kind: z.literal('exhaustive'), prefix: z.array(z.number().int().min(0)) })
+    .safeParse(strategy);
+  if (dfs.success)
+    return runScenario(scenario, seed, new DfsStrategy(dfs.data.prefix), { log: false }).result;
+  const spec = StrategySpecSchema.safeParse(strategy);
+  if (!spec.success || (typeof spec.data === 'object' && spec.data.kind === 'replay')) return null;
+  return runScenario(scenario, seed, spec.data, { log: false }).result;
+}
+
+/** Checks a replay file's `strategy` field against the scenario (see {@link ReplayFile.strategy}). */
+function checkStrategyField(scenario: Scenario, file: ReplayFile): void {
+  const s = file.strategy;
+  if (s === null || isMinimised(s)) return;
+  const r = strategyRun(scenario, file.seed, s);
+  if (r === null) {
+    throw new ReplayFileError(
+      'strategy',
+      `${shortJson(s)} is not a strategy; allowed are null, a strategy spec ('random', { kind: 'pct', depth, steps } …), { kind: 'exhaustive', prefix } or { kind: 'minimised', from }`,
+    );
+  }
+  if (!sameSchedule(r.schedule, file.schedule)) {
+    let i = 0;
+    while (i < r.schedule.length && r.schedule[i] === file.schedule[i]) i++;
+    throw new ReplayFileError(
+      'strategy',
+      `${shortJson(s)} with seed ${file.seed} gives another schedule (${r.schedule.length} choices, first difference at choice ${i}) than the file's (${file.schedule.length} choices); a derived schedule is recorded as { kind: 'minimised', from }`,
+    );
+  }
 }

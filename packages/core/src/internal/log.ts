@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { EventSink } from './bus.js';
 import type { AnySimEvent, LoggedEvent, SimEvent, SimEventType } from './events.js';
 import type { JsonValue } from './json.js';
+import { MAX_JSON_DEPTH, tooDeep } from './json-depth.js';
 
 /**
  * Caller-provided metadata written into a log's header line: the seed, the strategy, the
@@ -321,6 +322,12 @@ function parseObject(line: string): { value: Record<string, unknown> } | { probl
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { problem: `expected a JSON object, found ${kindOf(parsed)}` };
   }
+  const deep = tooDeep(parsed);
+  if (deep !== null) {
+    return {
+      problem: `field "${deep.split('.')[0]}" nested deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`,
+    };
+  }
   return { value: parsed as Record<string, unknown> };
 }
 
@@ -445,8 +452,19 @@ function checkEventFields(
  *   version, or any line but a truncated last one is invalid.
  */
 export function readNdjson(text: string): ReadLog {
+  if (typeof text !== 'string')
+    throw new LogFormatError(1, `expected the log's text, got ${typeof text}`);
+  // A UTF-8 byte-order mark (some editors write one) is not part of the log.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
   if (text === '') throw new LogFormatError(1, 'empty log: expected a header line');
   const lines = text.split('\n');
+  const cr = lines.findIndex((l, i) => l.endsWith('\r') && (i < lines.length - 1 || l !== ''));
+  if (cr >= 0) {
+    throw new LogFormatError(
+      cr + 1,
+      'line ends with a carriage return (CRLF line endings): mmnsim logs use "\\n" only; convert the file back (dos2unix)',
+    );
+  }
   // After a final "\n", split yields one empty string that is not a line.
   let lastTerminated = text.endsWith('\n');
   if (lastTerminated) lines.pop();
