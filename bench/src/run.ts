@@ -7,6 +7,7 @@ import { benchCore } from './core.js';
 import { benchExplore, benchZoo } from './explore.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
+import { benchLog } from './log.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
@@ -29,6 +30,7 @@ const suites: Record<string, () => Metric[]> = {
   rdma: benchRdma,
   explore: benchExplore,
   zoo: benchZoo,
+  log: benchLog,
 };
 
 const only = process.argv.slice(2);

@@ -61,6 +61,8 @@ export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
 export { EventLog, LogFormatError, readNdjson } from './internal/log.js';
 export type { EventLogOptions, LogHeader, LogHeaderFields, ReadLog } from './internal/log.js';
+export { NdjsonFileWriter, verifyNdjsonFile } from './internal/log-stream.js';
+export type { NdjsonFileWriterOptions, VerifiedLogFile } from './internal/log-stream.js';
 export { OracleRegistry } from './internal/oracle.js';
 export type { Oracle, OracleContext, Violation, ViolationReport } from './internal/oracle.js';
 export { definePlugin } from './internal/plugin.js';

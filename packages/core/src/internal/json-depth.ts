@@ -10,23 +10,40 @@ export const MAX_JSON_DEPTH = 64;
 
 /**
  * The path (`a.b.0`) of the first value nested deeper than `limit` arrays/objects inside
- * `value`, or null if there is none. Iterative: safe on any depth.
+ * `value`, or null if there is none. Recursion stops at `limit`, so it is safe on any depth.
  */
 export function tooDeep(value: unknown, limit = MAX_JSON_DEPTH): string | null {
-  const stack: { v: unknown; depth: number; path: string }[] = [{ v: value, depth: 0, path: '' }];
-  while (stack.length > 0) {
-    const { v, depth, path } = stack.pop()!;
-    if (typeof v !== 'object' || v === null) continue;
-    if (depth >= limit) return path === '' ? '(value)' : path;
-    const entries: [string, unknown][] = Array.isArray(v)
-      ? v.map((x, i) => [String(i), x])
-      : Object.entries(v as Record<string, unknown>);
-    for (const [k, x] of entries) {
-      if (typeof x === 'object' && x !== null)
-        stack.push({ v: x, depth: depth + 1, path: path === '' ? k : `${path}.${k}` });
+  if (typeof value !== 'object' || value === null) return null;
+  const path: string[] = [];
+  return deeper(value as object, 0, limit, path)
+    ? path.length === 0
+      ? '(value)'
+      : path.join('.')
+    : null;
+}
+
+function deeper(v: object, depth: number, limit: number, path: string[]): boolean {
+  if (depth >= limit) return true;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (typeof x === 'object' && x !== null) {
+        path.push(String(i));
+        if (deeper(x, depth + 1, limit, path)) return true;
+        path.pop();
+      }
+    }
+    return false;
+  }
+  for (const k in v) {
+    const x: unknown = (v as Record<string, unknown>)[k];
+    if (typeof x === 'object' && x !== null) {
+      path.push(k);
+      if (deeper(x, depth + 1, limit, path)) return true;
+      path.pop();
     }
   }
-  return null;
+  return false;
 }
 
 /**

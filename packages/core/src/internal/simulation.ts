@@ -11,6 +11,7 @@ import { ConfigError } from './errors.js';
 import { releaseKeptObjects } from './kept-objects.js';
 import type { JsonValue } from './json.js';
 import { EventLog } from './log.js';
+import { NdjsonFileWriter } from './log-stream.js';
 import type { LogHeaderFields } from './log.js';
 import { Kernel } from './kernel.js';
 import { Lockdep } from './lockdep/lockdep.js';
@@ -62,6 +63,7 @@ const OptionsSchema: z.ZodType<ResolvedSimulationOptions> = z.strictObject({
   lockdep: z.boolean().default(true),
   log: LogOptionsSchema.default(true),
   maxStepWork: z.number().int().min(1).default(1_000_000),
+  logFile: z.string().min(1).optional(),
 });
 
 /**
@@ -104,6 +106,13 @@ export interface SimulationOptions {
    * is stopped with a `step-budget` violation (default 1,000,000).
    */
   readonly maxStepWork?: number;
+  /**
+   * Also stream the log to this file as the run goes (NDJSON with the hash chain, byte-identical
+   * to `toNdjson()`), in bounded memory: it keeps the types `log` selects (every type with
+   * `log: false`, so a 10^7-event run can keep no log in memory and still write one). The file
+   * is closed at the end of `run()`; {@link Simulation.fileLog} is its writer.
+   */
+  readonly logFile?: string;
 }
 
 /** The options after validation and defaults (plugins and strategy are held separately). */
@@ -126,6 +135,8 @@ export interface ResolvedSimulationOptions {
   readonly log: LogOptions;
   /** See {@link SimulationOptions.maxStepWork}. */
   readonly maxStepWork: number;
+  /** See {@link SimulationOptions.logFile}. */
+  readonly logFile?: string | undefined;
 }
 
 /** The outcome of {@link Simulation.run}. */
@@ -266,6 +277,8 @@ export class Simulation {
   readonly log: EventLog | null;
   /** The plugins in start order. */
   readonly plugins: readonly Plugin[];
+  /** The writer of `logFile`, or null when the options name no log file. */
+  fileLog: NdjsonFileWriter | null = null;
   private readonly strategyObj: Strategy;
   private readonly attached: { oracle: Oracle; ctx: OracleContext }[] = [];
   private result: RunResult | null = null;
@@ -377,6 +390,15 @@ export class Simulation {
         sim.container.bind(p.options.token).toConstantValue(r.data);
       }
       sim.container.load(p.module);
+    }
+    if (opts.logFile !== undefined) {
+      const keep = prefixFilter(opts.log) ?? undefined;
+      sim.fileLog = new NdjsonFileWriter(
+        opts.logFile,
+        sim.header(),
+        keep !== undefined ? { keep } : {},
+      );
+      sim.bus.addSink(sim.fileLog);
     }
     for (const sink of sim.getAll(EventSinkContribution)) sim.bus.addSink(sink);
     if (sim.bus.wants('sim.start')) {
@@ -509,6 +531,7 @@ export class Simulation {
         }
       }
     }
+    this.fileLog?.close();
     const violations = this.oracles.violations;
     const reason: RunEndReason =
       end.reason === 'done' && violations.length > 0 ? 'violation' : end.reason;
