@@ -57,6 +57,13 @@ export type {
   InterleavingRow,
 } from './internal/interleaving.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
+export { exploreIsolated, runIsolated } from './internal/isolated.js';
+export type {
+  IsolatedExploreOptions,
+  IsolatedRunOptions,
+  IsolatedRunResult,
+  ScenarioModule,
+} from './internal/isolated.js';
 export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
 export { EventLog, LogFormatError, readNdjson } from './internal/log.js';

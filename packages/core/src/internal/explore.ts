@@ -76,6 +76,14 @@ export interface ExploreOptions {
   readonly stopOnFirst?: boolean;
   /** Seed of iteration 0; iteration i uses `seed + i` (an exhaustive search uses `seed` throughout). Default 1. */
   readonly seed?: number;
+  /**
+   * Index of the first iteration to run (default 0). A campaign resumed at `startAt` runs the
+   * same seeds and portfolio slots as iterations `startAt`… of the uninterrupted one (a PCT
+   * campaign measures its k again). Not for exhaustive searches.
+   */
+  readonly startAt?: number;
+  /** Called before each iteration with its index, seed and strategy (as JSON). */
+  readonly onIterationStart?: (iteration: number, seed: number, strategy: JsonValue) => void;
   /** Called after each iteration with its index and result. */
   readonly onIteration?: (iteration: number, result: RunResult) => void;
   /** Called after each iteration with the campaign's progress. */
@@ -159,7 +167,7 @@ export interface ExploreReport {
   readonly scenario: string;
   /** The campaign strategy, as given. */
   readonly strategy: JsonValue;
-  /** Iterations run. */
+  /** Iterations run (from `startAt`). */
   readonly iterations: number;
   /** Steps over all iterations. */
   readonly totalSteps: number;
@@ -312,6 +320,13 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     seed: number,
     strategy: StrategySpec | Strategy,
   ): RunResult | null => {
+    if (i >= 0 && options.onIterationStart !== undefined) {
+      const json =
+        typeof strategy === 'object' && 'describe' in strategy
+          ? strategy.describe()
+          : (strategy as JsonValue);
+      options.onIterationStart(i, seed, json);
+    }
     try {
       return runScenario(scenario, seed, strategy).result;
     } catch (e) {
@@ -323,8 +338,11 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   const outOfTime = (): boolean =>
     now !== undefined && options.timeBudgetMs !== undefined && now() - t0 >= options.timeBudgetMs;
 
-  let i = 0;
+  const startAt = options.startAt ?? 0;
+  let i = startAt;
   if (typeof campaign === 'object' && campaign.kind === 'exhaustive') {
+    if (startAt !== 0)
+      throw new ConfigError('explore: "startAt" cannot resume an exhaustive search (use 0)');
     const parsed = ExhaustiveSchema.safeParse(campaign);
     if (!parsed.success)
       throw new ConfigError(`explore: invalid "strategy": ${describeIssues(parsed.error)}`);
@@ -382,7 +400,7 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   return {
     scenario: scenario.id,
     strategy: campaign as JsonValue,
-    iterations: i,
+    iterations: i - startAt,
     totalSteps,
     maxSteps,
     maxTasks,
@@ -412,6 +430,8 @@ const ExploreOptionsSchema = z.object({
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   stopOnFirst: z.boolean().optional(),
   stopOnError: z.boolean().optional(),
+  startAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  onIterationStart: z.function().optional(),
   timeBudgetMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   now: z.function().optional(),
   onIteration: z.function().optional(),

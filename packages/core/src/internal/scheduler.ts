@@ -473,7 +473,8 @@ export class Scheduler {
     }
     this.enterTask(t);
     this.state.work = 0;
-    if (stepObserver.fn !== null) stepObserver.fn(this.state.step, t.id, t.name);
+    if (stepObserver.fn !== null)
+      stepObserver.fn(this.state.step, t.id, t.name, this.bus.emitted - 1);
     let r: IteratorResult<SchedOp, unknown>;
     try {
       r = t.gen!.next();

@@ -8,6 +8,9 @@
 
 /** The hook, or null (the default: no call). */
 export const stepObserver: {
-  /** Called with the step, the task id and its name before the task resumes. */
-  fn: ((step: number, task: number, name: string) => void) | null;
+  /**
+   * Called with the step, the task id, its name and the `seq` of the last event built so far
+   * (-1 if none) before the task resumes.
+   */
+  fn: ((step: number, task: number, name: string, lastSeq: number) => void) | null;
 } = { fn: null };
