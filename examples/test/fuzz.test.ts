@@ -35,8 +35,9 @@ function count(parser: string, accepted: boolean): void {
   f.inputs++;
   if (accepted) f.accepted++;
 }
-const check = (p: fc.IRawProperty<unknown[]>): void =>
+function check<T extends [unknown, ...unknown[]]>(p: fc.IPropertyWithHooks<T>): void {
   fc.assert(p, { numRuns: RUNS, seed: SEED, endOnFailure: true });
+}
 
 /** A two-task scenario with a window bug (as the core replay tests use). */
 const window: Scenario = {
@@ -205,7 +206,7 @@ describe(`fuzz (seed ${SEED}, ${RUNS} inputs per parser)`, () => {
         fc.property(fc.dictionary(keys, value, { maxKeys: 5 }), (extra) => {
           let accepted = false;
           try {
-            const s = Simulation.create({ seed: 1, ...(extra as object) } as never);
+            const s = Simulation.create({ seed: 1, ...extra });
             accepted = true;
             expect(Number.isSafeInteger(s.options.seed) && s.options.seed >= 0).toBe(true);
             expect(s.options.cpus >= 1 && s.options.cpus <= 256).toBe(true);

@@ -82,7 +82,7 @@ export function parseFlags(
       allowPositionals,
       strict: true,
     });
-    return { values: r.values as ParsedFlags['values'], positionals: r.positionals };
+    return { values: r.values, positionals: r.positionals };
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

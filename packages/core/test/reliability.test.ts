@@ -83,6 +83,7 @@ describe('exceptions outside tasks are violations of their own kind; the result 
     sim.addOracle({
       id: 'att',
       attach() {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- a non-Error throw on purpose
         throw 'attach broke';
       },
     });
@@ -108,6 +109,7 @@ describe('exceptions outside tasks are violations of their own kind; the result 
     expect(r.violations[0]!.message).toMatch(/timer "bad-timer" threw: RangeError: tick/);
 
     const bad: Strategy = {
+      name: 'bad',
       pick() {
         throw new Error('no pick');
       },
@@ -122,7 +124,7 @@ describe('exceptions outside tasks are violations of their own kind; the result 
     const s3 = Simulation.create({
       seed: 1,
       cpus: 2,
-      strategy: { pick: () => ({}) as never, describe: () => 'liar' },
+      strategy: { name: 'liar', pick: () => ({}) as never, describe: () => 'liar' },
     });
     twoWorkers(s3);
     expect(s3.run().violations[0]!.message).toMatch(/not one of the candidates/);
@@ -168,10 +170,12 @@ describe('task exceptions: no checkout path in the log, any thrown value is a vi
     };
     sim.spawn('str', 0, function* () {
       yield* sim.scheduler.preempt();
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a non-Error throw on purpose
       throw 'plain string';
     });
     sim.spawn('evil', 1, function* () {
       yield* sim.scheduler.preempt();
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a non-Error throw on purpose
       throw evil;
     });
     const r = sim.run();

@@ -22,7 +22,7 @@ export interface ThrownDescription {
 function tryString(f: () => unknown): string | undefined {
   try {
     const v = f();
-    return typeof v === 'string' ? v : v === undefined ? undefined : String(v);
+    return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;
   }

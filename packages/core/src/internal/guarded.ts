@@ -33,9 +33,7 @@ export class GuardedObservable<T> extends Observable<T> {
   /** @internal RxJS hook: observables piped from this one are guarded too. */
   override lift<R>(operator?: Operator<T, R>): Observable<R> {
     const o = new GuardedObservable<R>(this.onError);
-    // eslint-disable-next-line @typescript-eslint/no-deprecated -- the documented way to subclass
     o.source = this;
-    // eslint-disable-next-line @typescript-eslint/no-deprecated
     o.operator = operator;
     return o;
   }

@@ -4,6 +4,8 @@
  * so the parent can name it if it has to terminate this worker. Its own file because it is a
  * worker entry point (it runs on load); it is execution machinery, not simulation code.
  */
+/* eslint-disable no-restricted-syntax -- loading the scenario module is an async import in the
+   worker, outside any simulation. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { describeThrown } from './describe-error.js';

@@ -6,6 +6,8 @@
  * execution machinery around simulations (it uses Promises and wall-clock timers); the
  * simulations themselves stay synchronous and deterministic. Its own file for that reason.
  */
+/* eslint-disable no-restricted-globals, no-restricted-syntax -- the execution layer around
+   simulations (worker threads, wall-clock watchdog), not simulation code: see above. */
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';

@@ -15,11 +15,7 @@ export const MAX_JSON_DEPTH = 64;
 export function tooDeep(value: unknown, limit = MAX_JSON_DEPTH): string | null {
   if (typeof value !== 'object' || value === null) return null;
   const path: string[] = [];
-  return deeper(value as object, 0, limit, path)
-    ? path.length === 0
-      ? '(value)'
-      : path.join('.')
-    : null;
+  return deeper(value, 0, limit, path) ? (path.length === 0 ? '(value)' : path.join('.')) : null;
 }
 
 function deeper(v: object, depth: number, limit: number, path: string[]): boolean {

@@ -76,6 +76,7 @@ export class NdjsonFileWriter implements EventSink {
     } catch (e) {
       throw new Error(
         `NdjsonFileWriter: cannot write the log file ${path}: ${(e as Error).message}`,
+        { cause: e },
       );
     }
     this.hash = genesisHash(headerLine);
@@ -168,7 +169,9 @@ export function verifyNdjsonFile(
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new Error(`verifyNdjsonFile: cannot read ${path}: ${(e as Error).message}`);
+    throw new Error(`verifyNdjsonFile: cannot read ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const onEvent = options.onEvent;
   const buf = Buffer.allocUnsafe(options.chunkBytes ?? 1 << 20);
@@ -240,7 +243,6 @@ export function verifyNdjsonFile(
       );
     }
     verifier = new LineVerifier(pending);
-    pending = '';
     lineNo = 1;
   } else if (pending !== '' && !isBlank(pending)) {
     lineNo++;
@@ -263,6 +265,6 @@ export function verifyNdjsonFile(
       onEvent?.(e);
     }
   }
-  const v = verifier as LineVerifier;
+  const v: LineVerifier = verifier;
   return { header: v.header, events, warnings, finalHash: v.hash, last };
 }
