@@ -9,6 +9,7 @@ import { benchIommu } from './iommu.js';
 import { benchGart } from './gart.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
+import { benchLog } from './log.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
@@ -35,6 +36,7 @@ const suites: Record<string, () => Metric[] | Promise<Metric[]>> = {
   iommu: benchIommu,
   gart: benchGart,
   report: benchReport,
+  log: benchLog,
 };
 
 const only = process.argv.slice(2);

@@ -13,7 +13,6 @@
 import 'reflect-metadata';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import {
   explore,
@@ -24,44 +23,36 @@ import {
   replay,
 } from '@mmnsim/core';
 import type { ExploreReport } from '@mmnsim/core';
-import { ZOO } from '@mmnsim/zoo';
+import { UsageError, ZOO } from '@mmnsim/zoo';
 import { QUIET_EVENTS } from '../scenarios.js';
+import { parseDemoArgs } from './args.js';
+import type { DemoArgs } from './args.js';
 import { demoScenario, newCounters } from './scenario.js';
 
 function fail(message: string): never {
   process.stderr.write(`demo: ${message}\n`);
   process.exit(2);
 }
-let values: { schedules?: string; seed?: string; variant?: string } = {};
+let args: DemoArgs;
 try {
-  ({ values } = parseArgs({
-    options: {
-      schedules: { type: 'string' },
-      seed: { type: 'string' },
-      variant: { type: 'string' },
-    },
-  }));
+  args = parseDemoArgs(
+    process.argv.slice(2),
+    ZOO.map((v) => v.id),
+  );
 } catch (e) {
-  fail((e as Error).message);
+  fail(e instanceof UsageError ? e.message : String(e));
 }
-function wholeNumber(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-  min: number,
-): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min)
-    fail(`${name} must be a whole number ≥ ${min} (got "${text}")`);
-  return n;
+const SCHEDULES = args.schedules;
+const SEED = args.seed;
+const VARIANT = args.variant;
+const variant = ZOO.find((v) => v.id === VARIANT)!;
+// The replay file goes to .mmnsim/replays: check now that it can, not after the work is done.
+const REPLAY_DIR = join('.mmnsim', 'replays');
+try {
+  mkdirSync(REPLAY_DIR, { recursive: true });
+} catch (e) {
+  fail(`cannot create the output directory ${REPLAY_DIR}: ${(e as Error).message}`);
 }
-const SCHEDULES = wholeNumber('--schedules', values.schedules, 500, 1);
-const SEED = wholeNumber('--seed', values.seed, 1, 0);
-const VARIANT = values.variant ?? 'kvm-seq-after-gup';
-const variant = ZOO.find((v) => v.id === VARIANT);
-if (variant === undefined)
-  fail(`--variant must be one of the zoo's: ${ZOO.map((v) => v.id).join(', ')} (got "${VARIANT}")`);
 
 const out = (line = ''): void => void process.stdout.write(line + '\n');
 const num = (n: number): string => n.toLocaleString('en-US');
@@ -215,10 +206,13 @@ if (failure === undefined) {
     schedule: m.schedule,
     strategy: failure.strategy,
   });
-  const dir = join('.mmnsim', 'replays');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${variant.id}.json`);
-  writeFileSync(path, JSON.stringify(file, null, 2) + '\n');
+  const path = join(REPLAY_DIR, `${variant.id}.json`);
+  try {
+    mkdirSync(REPLAY_DIR, { recursive: true });
+    writeFileSync(path, JSON.stringify(file, null, 2) + '\n');
+  } catch (e) {
+    fail(`cannot write the replay file ${path}: ${(e as Error).message}`);
+  }
   out();
   out(
     `   saved ${path}; replay it step by step (add --stop-at STEP to stop early, --all for every event):`,

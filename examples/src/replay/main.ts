@@ -9,7 +9,6 @@
  */
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import {
   formatInterleaving,
   interleaving,
@@ -18,9 +17,10 @@ import {
   ReplayFileError,
   replayFile,
 } from '@mmnsim/core';
+import { UsageError } from '@mmnsim/zoo';
 import { findScenario, QUIET_EVENTS } from '../scenarios.js';
-
-const usage = 'usage: pnpm replay <file> [--stop-at STEP] [--tail N] [--all]';
+import { parseReplayArgs } from './args.js';
+import type { ReplayArgs } from './args.js';
 
 // `pnpm replay f | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -33,33 +33,13 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-function count(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) fail(2, `${name} must be a whole number ≥ 0 (got "${text}")`);
-  return n;
+let args: ReplayArgs;
+try {
+  args = parseReplayArgs(process.argv.slice(2));
+} catch (e) {
+  fail(2, e instanceof UsageError ? e.message : String(e));
 }
-
-function parseOrFail() {
-  try {
-    return parseArgs({
-      allowPositionals: true,
-      options: {
-        'stop-at': { type: 'string' },
-        tail: { type: 'string' },
-        all: { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    fail(2, `${(e as Error).message} (${usage})`);
-  }
-}
-const parsed = parseOrFail();
-const stopAt = count('--stop-at', parsed.values['stop-at']);
-const tail = count('--tail', parsed.values.tail);
-const all = parsed.values.all === true;
-const path = parsed.positionals[0];
-if (path === undefined || parsed.positionals.length > 1) fail(2, usage);
+const { path, stopAt, tail, all } = args;
 
 let text: string;
 try {

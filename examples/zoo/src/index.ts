@@ -16,6 +16,15 @@ export {
 } from './mini-subscriber.js';
 export type { SubscriberBug } from './mini-subscriber.js';
 export { IOMMU_ZOO } from './iommu-variants.js';
+export {
+  parseFlags,
+  parseZooArgs,
+  stringFlag,
+  UsageError,
+  wholeNumber,
+  wholeNumberList,
+} from './args.js';
+export type { ParsedFlags, ZooArgs } from './args.js';
 export { huntVariant } from './hunt.js';
 export type { HuntResult } from './hunt.js';
 export { runZoo } from './run-zoo.js';

@@ -4,7 +4,8 @@
  * Options: `--iterations N`, `--seeds 1,2,3`, `--only id,id`.
  */
 import 'reflect-metadata';
-import { parseArgs } from 'node:util';
+import { parseZooArgs, UsageError } from './args.js';
+import type { ZooArgs } from './args.js';
 import { runZoo } from './run-zoo.js';
 import { ZOO } from './variants.js';
 
@@ -12,38 +13,16 @@ function fail(message: string): never {
   process.stderr.write(`zoo: ${message}\n`);
   process.exit(2);
 }
-function wholeNumbers(name: string, text: string, min: number, list: boolean): number[] {
-  const values = (list ? text.split(',') : [text]).map(Number);
-  if (values.some((n) => !Number.isInteger(n) || n < min)) {
-    const what = list ? `whole numbers ≥ ${min}, separated by commas` : `a whole number ≥ ${min}`;
-    fail(`${name} takes ${what} (got "${text}")`);
-  }
-  return values;
-}
-let values: { iterations?: string; seeds?: string; only?: string } = {};
+let args: ZooArgs = {};
 try {
-  ({ values } = parseArgs({
-    options: {
-      iterations: { type: 'string' },
-      seeds: { type: 'string' },
-      only: { type: 'string' },
-    },
-  }));
-} catch (e) {
-  fail((e as Error).message);
-}
-const { iterations: iterationsArg, seeds: seedsArg, only: onlyArg } = values;
-const iterations =
-  iterationsArg === undefined
-    ? undefined
-    : wholeNumbers('--iterations', iterationsArg, 1, false)[0];
-const seeds = seedsArg === undefined ? undefined : wholeNumbers('--seeds', seedsArg, 0, true);
-const only = onlyArg?.split(',');
-const unknown = only?.filter((id) => !ZOO.some((v) => v.id === id)) ?? [];
-if (unknown.length > 0)
-  fail(
-    `--only: no variant ${unknown.join(', ')}; the variants are ${ZOO.map((v) => v.id).join(', ')}`,
+  args = parseZooArgs(
+    process.argv.slice(2),
+    ZOO.map((v) => v.id),
   );
+} catch (e) {
+  fail(e instanceof UsageError ? e.message : String(e));
+}
+const { iterations, seeds, only } = args;
 const t0 = performance.now();
 const lines = runZoo({
   ...(iterations !== undefined ? { iterations } : {}),

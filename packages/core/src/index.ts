@@ -7,12 +7,12 @@
 import 'reflect-metadata';
 
 export { EventBus } from './internal/bus.js';
-export type { EventSink } from './internal/bus.js';
+export type { BusErrorHandler, EventSink } from './internal/bus.js';
 export { Clock } from './internal/clock.js';
 export type { Timer } from './internal/clock.js';
 export { ExecutionContext } from './internal/context.js';
 export type { ContextKind } from './internal/context.js';
-export { ConfigError, KernelBug } from './internal/errors.js';
+export { ConfigError, KernelBug, StepBudgetError } from './internal/errors.js';
 export { Errno, errnoName } from './internal/errno.js';
 export type {
   AnySimEvent,
@@ -41,6 +41,7 @@ export type {
   ExploreOptions,
   ExploreProgress,
   ExploreReport,
+  IterationError,
   MinimisedSchedule,
   PctGuarantee,
   RecordedRun,
@@ -56,10 +57,19 @@ export type {
   InterleavingRow,
 } from './internal/interleaving.js';
 export { IntervalNode, IntervalTree } from './internal/interval-tree.js';
+export { exploreIsolated, runIsolated } from './internal/isolated.js';
+export type {
+  IsolatedExploreOptions,
+  IsolatedRunOptions,
+  IsolatedRunResult,
+  ScenarioModule,
+} from './internal/isolated.js';
 export { releaseKeptObjects } from './internal/kept-objects.js';
 export type { JsonPrimitive, JsonValue } from './internal/json.js';
 export { EventLog, LogFormatError, readNdjson } from './internal/log.js';
 export type { EventLogOptions, LogHeader, LogHeaderFields, ReadLog } from './internal/log.js';
+export { NdjsonFileWriter, verifyNdjsonFile } from './internal/log-stream.js';
+export type { NdjsonFileWriterOptions, VerifiedLogFile } from './internal/log-stream.js';
 export { OracleRegistry } from './internal/oracle.js';
 export type { Oracle, OracleContext, Violation, ViolationReport } from './internal/oracle.js';
 export { definePlugin } from './internal/plugin.js';

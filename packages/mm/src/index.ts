@@ -92,7 +92,7 @@ export function mmPlugin(options?: z.input<typeof MmOptionsSchema>): Plugin {
   return mmPluginFactory(options);
 }
 
-export { BRK_BASE, Map_, Prot, PROT_VALID, vmFlagsFor } from './internal/mmap.js';
+export { BRK_BASE, Map_, MMAP_MIN_ADDR, Prot, PROT_VALID, vmFlagsFor } from './internal/mmap.js';
 export {
   MMAP_BASE,
   PAGE_SHIFT,

@@ -1,7 +1,15 @@
 import { Subject } from 'rxjs';
 import type { Observable } from 'rxjs';
+import { StepBudgetError } from './errors.js';
 import type { AnySimEvent, SimEvent, SimEventMap, SimEventType } from './events.js';
+import { GuardedObservable } from './guarded.js';
 import type { RunState } from './run-state.js';
+
+/**
+ * Told about an exception thrown by a bus subscriber: the error, the event type subscribed to
+ * (`'*'` for {@link EventBus.events$}) and the owner given to {@link EventBus.on} (an oracle id).
+ */
+export type BusErrorHandler = (error: unknown, type: string, owner: string | undefined) => void;
 
 /**
  * A consumer that keeps events without subscribing to the bus: the event log and exporters.
@@ -37,8 +45,15 @@ export class EventBus {
   private readonly sinks: EventSink[] = [];
   private nextSeq = 0;
 
+  /**
+   * Where exceptions thrown by subscribers go; the simulation reports them as `oracle-error` or
+   * `subscriber-error` violations. Without a handler they are rethrown (RxJS then reports them
+   * asynchronously, as it does for any observable).
+   */
+  onSubscriberError: BusErrorHandler | null = null;
+
   /** Every emitted event, in emission order. */
-  readonly events$: Observable<AnySimEvent> = this.all.asObservable();
+  readonly events$: Observable<AnySimEvent> = this.guarded(this.all, '*', undefined);
 
   /**
    * Built by the simulation.
@@ -55,13 +70,43 @@ export class EventBus {
   }
 
   /** The events of one type, typed by {@link SimEventMap}. */
-  on<K extends SimEventType>(type: K): Observable<SimEvent<K>> {
+  on<K extends SimEventType>(type: K, owner?: string): Observable<SimEvent<K>> {
     let subject = this.byType.get(type);
     if (subject === undefined) {
       subject = new Subject<AnySimEvent>();
       this.byType.set(type, subject);
     }
-    return subject.asObservable() as unknown as Observable<SimEvent<K>>;
+    return this.guarded(subject, type, owner) as unknown as Observable<SimEvent<K>>;
+  }
+
+  /**
+   * @internal A view of this bus for one owner (an oracle): the same events and emission, but
+   * exceptions of the subscriptions made through it are attributed to `owner`.
+   */
+  forOwner(owner: string): EventBus {
+    const view = Object.create(this) as EventBus;
+    const define = (key: string, value: unknown): void =>
+      void Object.defineProperty(view, key, { value, enumerable: false });
+    define('on', (type: SimEventType) => this.on(type, owner));
+    define('events$', this.guarded(this.all, '*', owner));
+    define('emit', this.emit.bind(this));
+    define('wants', this.wants.bind(this));
+    define('addSink', this.addSink.bind(this));
+    define('complete', this.complete.bind(this));
+    return view;
+  }
+
+  /** An observable of `subject` whose subscribers' exceptions go to {@link EventBus.onSubscriberError}. */
+  private guarded(
+    subject: Subject<AnySimEvent>,
+    type: string,
+    owner: string | undefined,
+  ): Observable<AnySimEvent> {
+    return new GuardedObservable<AnySimEvent>((e) => {
+      const handler = this.onSubscriberError;
+      if (handler === null) throw e;
+      handler(e, type, owner);
+    }, subject);
   }
 
   /**
@@ -90,6 +135,10 @@ export class EventBus {
     for (let i = 0; i < sinks.length; i++) if (sinks[i]!.keeps(type)) sinkMask |= 1 << i;
     if (!allObserved && !typedObserved && sinkMask === 0) return undefined;
     const s = this.state;
+    if (++s.work > s.workLimit && s.task >= 0) {
+      s.work = 0;
+      throw new StepBudgetError(s.workLimit, s.taskName, s.task, this.nextSeq - 1);
+    }
     const event: SimEvent<K> = {
       seq: this.nextSeq++,
       step: s.step,

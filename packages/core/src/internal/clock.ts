@@ -46,6 +46,12 @@ export class Clock {
     readonly quantumNs: number,
   ) {}
 
+  /**
+   * Where an exception thrown by a timer callback goes (the simulation reports a `timer-error`
+   * violation and the remaining timers still fire); without a handler it propagates.
+   */
+  onTimerError: ((error: unknown, timer: string) => void) | null = null;
+
   /** Current virtual time in ns. */
   get now(): number {
     return this.state.time;
@@ -100,7 +106,15 @@ export class Clock {
       const entry = this.removeAt(0);
       entry.done = true;
       fired++;
-      entry.fn();
+      const handler = this.onTimerError;
+      if (handler === null) entry.fn();
+      else {
+        try {
+          entry.fn();
+        } catch (e) {
+          handler(e, entry.name);
+        }
+      }
     }
     return fired;
   }

@@ -19,3 +19,31 @@ export class KernelBug extends Error {
   /** Always `'KernelBug'`. */
   override readonly name = 'KernelBug';
 }
+
+/**
+ * Thrown inside a task whose current step did more work than the simulation's `maxStepWork`
+ * (events emitted plus {@link Scheduler.work} units) without reaching a scheduling point: a
+ * loop that never yields. The scheduler reports it as a `step-budget` violation naming the task
+ * and the last event before the budget ran out, ends the task, and the run and its log survive.
+ */
+export class StepBudgetError extends Error {
+  /** Always `'StepBudgetError'`. */
+  override readonly name = 'StepBudgetError';
+
+  /**
+   * @param limit the work budget of one step.
+   * @param taskName the task that overran it.
+   * @param taskId its id.
+   * @param lastSeq `seq` of the last event built before the overrun (-1 if none).
+   */
+  constructor(
+    readonly limit: number,
+    readonly taskName: string,
+    readonly taskId: number,
+    readonly lastSeq: number,
+  ) {
+    super(
+      `${taskName}#${taskId} did more than ${limit} units of work in one step without reaching a scheduling point (last event seq ${lastSeq})`,
+    );
+  }
+}

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { describeThrown } from './describe-error.js';
 import { ConfigError } from './errors.js';
+import { canonicalJson, MAX_JSON_DEPTH, tooDeep } from './json-depth.js';
 import type { JsonValue } from './json.js';
 import type { Violation } from './oracle.js';
 import { describeIssues, Simulation } from './simulation.js';
@@ -74,6 +76,14 @@ export interface ExploreOptions {
   readonly stopOnFirst?: boolean;
   /** Seed of iteration 0; iteration i uses `seed + i` (an exhaustive search uses `seed` throughout). Default 1. */
   readonly seed?: number;
+  /**
+   * Index of the first iteration to run (default 0). A campaign resumed at `startAt` runs the
+   * same seeds and portfolio slots as iterations `startAt`… of the uninterrupted one (a PCT
+   * campaign measures its k again). Not for exhaustive searches.
+   */
+  readonly startAt?: number;
+  /** Called before each iteration with its index, seed and strategy (as JSON). */
+  readonly onIterationStart?: (iteration: number, seed: number, strategy: JsonValue) => void;
   /** Called after each iteration with its index and result. */
   readonly onIteration?: (iteration: number, result: RunResult) => void;
   /** Called after each iteration with the campaign's progress. */
@@ -82,6 +92,22 @@ export interface ExploreOptions {
   readonly now?: () => number;
   /** Stop starting iterations once this much wall time passed (needs `now`). */
   readonly timeBudgetMs?: number;
+  /**
+   * Stop at the first iteration that could not run at all (its simulation could not be
+   * created); by default such an iteration is recorded in {@link ExploreReport.errors} and the
+   * campaign goes on.
+   */
+  readonly stopOnError?: boolean;
+}
+
+/** An iteration that could not run: its simulation or scenario options threw. */
+export interface IterationError {
+  /** Iteration index. */
+  readonly iteration: number;
+  /** The iteration's seed. */
+  readonly seed: number;
+  /** The error's name and message. */
+  readonly message: string;
 }
 
 /** One failing iteration: enough to replay it. */
@@ -141,7 +167,7 @@ export interface ExploreReport {
   readonly scenario: string;
   /** The campaign strategy, as given. */
   readonly strategy: JsonValue;
-  /** Iterations run. */
+  /** Iterations run (from `startAt`). */
   readonly iterations: number;
   /** Steps over all iterations. */
   readonly totalSteps: number;
@@ -153,6 +179,8 @@ export interface ExploreReport {
   readonly failures: readonly ExploreFailure[];
   /** Distinct violations (by kind and location), in order of discovery. */
   readonly distinct: readonly DistinctViolation[];
+  /** Iterations that could not run, in order (see {@link ExploreOptions.stopOnError}). */
+  readonly errors: readonly IterationError[];
   /** For an exhaustive search: true if every schedule within the bound was run. */
   readonly exhausted?: boolean;
   /** For PCT iterations: the guarantee of each depth used (clean runs only). */
@@ -183,7 +211,11 @@ export function runScenario(
   const s =
     typeof strategy === 'object' && 'pick' in strategy ? strategy : createStrategy(strategy);
   const sim = Simulation.create({ ...scenario.options(), ...overrides, seed, strategy: s });
-  scenario.setup(sim);
+  try {
+    scenario.setup(sim);
+  } catch (e) {
+    sim.failSetup(e);
+  }
   return { sim, result: sim.run(runOptions) };
 }
 
@@ -208,12 +240,35 @@ export function violationKey(v: Violation): string {
  * checking) and reports `exhausted: true` when no schedule within the bound is left.
  */
 export function explore(scenario: Scenario, options: ExploreOptions): ExploreReport {
-  if (!Number.isInteger(options.iterations) || options.iterations < 1) {
-    throw new ConfigError(`explore: "iterations" (${options.iterations}) must be an integer >= 1`);
+  const checked = ExploreOptionsSchema.safeParse(options);
+  if (!checked.success)
+    throw new ConfigError(`explore: invalid options: ${describeIssues(checked.error)}`);
+  if (
+    typeof scenario !== 'object' ||
+    scenario === null ||
+    typeof scenario.id !== 'string' ||
+    typeof scenario.options !== 'function' ||
+    typeof scenario.setup !== 'function'
+  ) {
+    throw new ConfigError(
+      'explore: "scenario" must be an object with a string "id" and functions "options" and "setup"',
+    );
+  }
+  if (options.timeBudgetMs !== undefined && options.now === undefined) {
+    throw new ConfigError(
+      'explore: "timeBudgetMs" needs "now" (a wall clock in ms, such as performance.now)',
+    );
   }
   const campaign = options.strategy ?? 'portfolio';
   const base = options.seed ?? 1;
+  if (base > Number.MAX_SAFE_INTEGER - (options.iterations - 1)) {
+    throw new ConfigError(
+      `explore: "seed" + "iterations" must stay within the safe-integer range (seed ${base}, iterations ${options.iterations}, at most ${Number.MAX_SAFE_INTEGER})`,
+    );
+  }
   const stopOnFirst = options.stopOnFirst ?? true;
+  const stopOnError = options.stopOnError ?? false;
+  const errors: IterationError[] = [];
   const now = options.now;
   const t0 = now?.() ?? 0;
   const failures: ExploreFailure[] = [];
@@ -232,8 +287,7 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     if (result.steps > maxSteps) maxSteps = result.steps;
     if (result.tasks > maxTasks) maxTasks = result.tasks;
     options.onIteration?.(i, result);
-    if (result.error !== undefined) throw result.error;
-    const failed = result.violations.length > 0;
+    const failed = result.violations.length > 0 || result.error !== undefined;
     if (failed) {
       failures.push({
         iteration: i,
@@ -260,11 +314,35 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     });
     return failed;
   };
+  /** Runs one iteration; null (and an entry in `errors`) if it could not run at all. */
+  const attempt = (
+    i: number,
+    seed: number,
+    strategy: StrategySpec | Strategy,
+  ): RunResult | null => {
+    if (i >= 0 && options.onIterationStart !== undefined) {
+      const json =
+        typeof strategy === 'object' && 'describe' in strategy
+          ? strategy.describe()
+          : (strategy as JsonValue);
+      options.onIterationStart(i, seed, json);
+    }
+    try {
+      return runScenario(scenario, seed, strategy).result;
+    } catch (e) {
+      const d = describeThrown(e);
+      errors.push({ iteration: i, seed, message: `${d.name}: ${d.message}` });
+      return null;
+    }
+  };
   const outOfTime = (): boolean =>
     now !== undefined && options.timeBudgetMs !== undefined && now() - t0 >= options.timeBudgetMs;
 
-  let i = 0;
+  const startAt = options.startAt ?? 0;
+  let i = startAt;
   if (typeof campaign === 'object' && campaign.kind === 'exhaustive') {
+    if (startAt !== 0)
+      throw new ConfigError('explore: "startAt" cannot resume an exhaustive search (use 0)');
     const parsed = ExhaustiveSchema.safeParse(campaign);
     if (!parsed.success)
       throw new ConfigError(`explore: invalid "strategy": ${describeIssues(parsed.error)}`);
@@ -272,21 +350,27 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
     exhausted = false;
     while (prefix !== null && i < options.iterations && !outOfTime()) {
       const dfs = new DfsStrategy(prefix);
-      const { result } = runScenario(scenario, base, dfs);
-      const failed = record(i, base, result, 0);
+      const result = attempt(i, base, dfs);
       i++;
+      if (result === null) break;
+      const failed = record(i - 1, base, result, 0);
       if (failed && stopOnFirst) break;
       prefix = nextDfsPrefix(dfs.trace, parsed.data.preemptions);
       if (prefix === null) exhausted = true;
     }
   } else {
     const portfolio = campaign === 'portfolio';
-    const spec = portfolio ? 'pct' : StrategySpecSchema.parse(campaign);
+    const specParsed = portfolio ? null : StrategySpecSchema.safeParse(campaign);
+    if (specParsed !== null && !specParsed.success) {
+      throw new ConfigError(
+        `explore: "strategy" ${shortJson(campaign)} is not a campaign strategy; allowed are 'portfolio', 'round-robin', 'random', 'pct', { kind: 'pct', depth?: 1..64, steps?: >= 1 }, { kind: 'replay', schedule } or { kind: 'exhaustive', preemptions: 0..16 }`,
+      );
+    }
+    const spec: StrategySpec = specParsed === null ? 'pct' : specParsed.data;
     const fixedSteps = typeof spec === 'object' && spec.kind === 'pct' ? spec.steps : undefined;
     let k = 0;
     const needsK = portfolio || spec === 'pct' || (typeof spec === 'object' && spec.kind === 'pct');
-    if (needsK && fixedSteps === undefined)
-      k = runScenario(scenario, base, 'round-robin').result.steps;
+    if (needsK && fixedSteps === undefined) k = attempt(-1, base, 'round-robin')?.steps ?? 1;
     for (; i < options.iterations && !outOfTime();) {
       const seed = base + i;
       let iterSpec: StrategySpec;
@@ -299,10 +383,14 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
         depth = typeof spec === 'object' && spec.kind === 'pct' ? (spec.depth ?? 3) : 3;
         iterSpec = { kind: 'pct', depth, steps: Math.max(1, fixedSteps ?? k) };
       } else iterSpec = spec;
-      const { result } = runScenario(scenario, seed, iterSpec);
-      if (result.steps > k) k = result.steps;
-      const failed = record(i, seed, result, depth);
+      const result = attempt(i, seed, iterSpec);
       i++;
+      if (result === null) {
+        if (stopOnError) break;
+        continue;
+      }
+      if (result.steps > k) k = result.steps;
+      const failed = record(i - 1, seed, result, depth);
       if (failed && stopOnFirst) break;
     }
   }
@@ -312,17 +400,43 @@ export function explore(scenario: Scenario, options: ExploreOptions): ExploreRep
   return {
     scenario: scenario.id,
     strategy: campaign as JsonValue,
-    iterations: i,
+    iterations: i - startAt,
     totalSteps,
     maxSteps,
     maxTasks,
     failures,
     distinct: [...distinct.entries()].map(([key, d]) => ({ key, ...d })),
+    errors,
     ...(exhausted !== undefined ? { exhausted } : {}),
     pct,
     ...(now !== undefined ? { elapsedMs: now() - t0 } : {}),
   };
 }
+
+/** A JSON rendering of a user value for an error message, cut at 80 characters. */
+function shortJson(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Object.prototype.toString.call(v);
+  }
+  return text.length > 80 ? text.slice(0, 77) + '...' : text;
+}
+
+/** Schema of the plain fields of {@link ExploreOptions} (the strategy is checked separately). */
+const ExploreOptionsSchema = z.object({
+  iterations: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  stopOnFirst: z.boolean().optional(),
+  stopOnError: z.boolean().optional(),
+  startAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  onIterationStart: z.function().optional(),
+  timeBudgetMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  now: z.function().optional(),
+  onIteration: z.function().optional(),
+  onProgress: z.function().optional(),
+});
 
 /**
  * The PCT guarantee for `runs` clean runs of depth `depth` with at most `tasks` tasks and `steps`
@@ -544,7 +658,12 @@ export interface ReplayFile {
   }[];
   /** The seed. */
   readonly seed: number;
-  /** The strategy that found it, as JSON (informative: the schedule is what replays it). */
+  /**
+   * How the schedule was found, checked on replay: null (not said); a strategy spec (or an
+   * exhaustive search's `{ kind: 'exhaustive', prefix }`) that, run with `seed`, gives exactly
+   * `schedule`; or `{ kind: 'minimised', from }` for a schedule derived from a run of `from`
+   * (shrunk by {@link minimise}, edited), which cannot be re-derived and is not re-run.
+   */
   readonly strategy: JsonValue;
   /** The task id chosen at each choice point. */
   readonly schedule: readonly number[];
@@ -602,11 +721,22 @@ export class ReplayFileError extends Error {
 
 /** Parses and validates a replay file's text. @throws ReplayFileError naming the field. */
 export function parseReplayFile(text: string): ReplayFile {
+  if (typeof text !== 'string')
+    throw new ReplayFileError('(file)', `expected the file's text, got ${typeof text}`);
+  // A UTF-8 byte-order mark (some Windows editors write one) is not part of the JSON.
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(body);
   } catch (e) {
     throw new ReplayFileError('(file)', `not valid JSON (${(e as Error).message})`);
+  }
+  const deep = tooDeep(raw);
+  if (deep !== null) {
+    throw new ReplayFileError(
+      deep.split('.')[0] === '(value)' ? '(file)' : deep.split('.')[0]!,
+      `nested deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`,
+    );
   }
   const r = ReplayFileSchema.safeParse(raw);
   if (!r.success) {
@@ -637,13 +767,19 @@ export function makeReplayFile(
 ): ReplayFile {
   const { sim, result } = replay(scenario, run, { log: true });
   const v = result.violations[0];
+  let strategy: JsonValue = run.strategy ?? null;
+  if (strategy !== null && !isMinimised(strategy)) {
+    const again = strategyRun(scenario, run.seed, strategy);
+    if (again === null || !sameSchedule(again.schedule, run.schedule))
+      strategy = { kind: 'minimised', from: strategy };
+  }
   return {
     format: 'mmnsim-replay',
     version: 1,
     scenario: scenario.id,
     plugins: sim.plugins.map((p) => ({ id: p.id, options: p.options?.input ?? null })),
     seed: run.seed,
-    strategy: run.strategy ?? null,
+    strategy,
     schedule: [...run.schedule],
     finalHash: sim.finalHash(),
     ...(v !== undefined ? { violation: { kind: v.kind, message: v.message } } : {}),
@@ -652,11 +788,13 @@ export function makeReplayFile(
 
 /**
  * Replays a replay file against the scenario registry: checks the scenario and its plugins are
- * the ones recorded, re-executes the schedule (optionally stopping at a step), and checks the
- * final hash.
+ * the ones recorded (plugin options by value: key order does not matter), re-executes the
+ * schedule (optionally stopping at a step), and checks the final hash, the first violation
+ * (kind and message, or that there is none) and the strategy (see {@link ReplayFile.strategy}).
  *
  * @throws ReplayFileError naming the field that does not match (`scenario`, `plugins`,
- * `finalHash`), or ReplayDivergenceError naming the choice where the run diverged.
+ * `finalHash`, `violation`, `strategy`), or ReplayDivergenceError naming the choice where the
+ * run diverged.
  */
 export function replayFile(
   file: ReplayFile,
@@ -667,13 +805,13 @@ export function replayFile(
   if (scenario === undefined)
     throw new ReplayFileError('scenario', `no scenario "${file.scenario}" is registered`);
   const probe = Simulation.create({ ...scenario.options(), seed: file.seed, log: false });
-  const now = JSON.stringify(
+  const now = canonicalJson(
     probe.plugins.map((p) => ({ id: p.id, options: p.options?.input ?? null })),
   );
-  if (now !== JSON.stringify(file.plugins)) {
+  if (now !== canonicalJson(file.plugins)) {
     throw new ReplayFileError(
       'plugins',
-      `the scenario's plugins are now ${now}, the file recorded ${JSON.stringify(file.plugins)}`,
+      `the scenario's plugins are now ${now}, the file recorded ${canonicalJson(file.plugins)}`,
     );
   }
   const out = replay(scenario, file, {
@@ -688,6 +826,68 @@ export function replayFile(
         `the replayed log ends in ${hash}, the file recorded ${file.finalHash}`,
       );
     }
+    const v = out.result.violations[0];
+    const got = v === undefined ? 'no violation' : `${v.kind}: ${v.message}`;
+    const want =
+      file.violation === undefined
+        ? 'no violation'
+        : `${file.violation.kind}: ${file.violation.message}`;
+    if (got !== want) {
+      throw new ReplayFileError(
+        'violation',
+        `the replayed run gives ${shortJson(got)}, the file recorded ${shortJson(want)}`,
+      );
+    }
   }
+  checkStrategyField(scenario, file);
   return out;
+}
+
+/** True for the `{ kind: 'minimised', from }` form of a replay file's strategy. */
+function isMinimised(s: JsonValue): boolean {
+  return (
+    typeof s === 'object' &&
+    s !== null &&
+    !Array.isArray(s) &&
+    s.kind === 'minimised' &&
+    'from' in s &&
+    Object.keys(s).length === 2
+  );
+}
+
+function sameSchedule(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Runs `strategy` (a spec or an exhaustive prefix) with `seed`, or null if it is neither. */
+function strategyRun(scenario: Scenario, seed: number, strategy: JsonValue): RunResult | null {
+  const dfs = z
+    .strictObject({ kind: z.literal('exhaustive'), prefix: z.array(z.number().int().min(0)) })
+    .safeParse(strategy);
+  if (dfs.success)
+    return runScenario(scenario, seed, new DfsStrategy(dfs.data.prefix), { log: false }).result;
+  const spec = StrategySpecSchema.safeParse(strategy);
+  if (!spec.success || (typeof spec.data === 'object' && spec.data.kind === 'replay')) return null;
+  return runScenario(scenario, seed, spec.data, { log: false }).result;
+}
+
+/** Checks a replay file's `strategy` field against the scenario (see {@link ReplayFile.strategy}). */
+function checkStrategyField(scenario: Scenario, file: ReplayFile): void {
+  const s = file.strategy;
+  if (s === null || isMinimised(s)) return;
+  const r = strategyRun(scenario, file.seed, s);
+  if (r === null) {
+    throw new ReplayFileError(
+      'strategy',
+      `${shortJson(s)} is not a strategy; allowed are null, a strategy spec ('random', { kind: 'pct', depth, steps } …), { kind: 'exhaustive', prefix } or { kind: 'minimised', from }`,
+    );
+  }
+  if (!sameSchedule(r.schedule, file.schedule)) {
+    let i = 0;
+    while (i < r.schedule.length && r.schedule[i] === file.schedule[i]) i++;
+    throw new ReplayFileError(
+      'strategy',
+      `${shortJson(s)} with seed ${file.seed} gives another schedule (${r.schedule.length} choices, first difference at choice ${i}) than the file's (${file.schedule.length} choices); a derived schedule is recorded as { kind: 'minimised', from }`,
+    );
+  }
 }

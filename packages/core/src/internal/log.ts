@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { EventSink } from './bus.js';
 import type { AnySimEvent, LoggedEvent, SimEvent, SimEventType } from './events.js';
 import type { JsonValue } from './json.js';
+import { MAX_JSON_DEPTH, tooDeep } from './json-depth.js';
 
 /**
  * Caller-provided metadata written into a log's header line: the seed, the strategy, the
@@ -72,12 +73,14 @@ function sha256(text: string): string {
 }
 
 /** The genesis hash of a chain whose header line (without its newline) is `headerLine`. */
-function genesisHash(headerLine: string): string {
+/** @internal */
+export function genesisHash(headerLine: string): string {
   return sha256(GENESIS_PREFIX + headerLine);
 }
 
 /** The hash of an event line, given the previous hash and the line's canonical JSON. */
-function chainHash(previous: string, canonical: string): string {
+/** @internal */
+export function chainHash(previous: string, canonical: string): string {
   return sha256(previous + '\n' + canonical);
 }
 
@@ -85,7 +88,8 @@ function chainHash(previous: string, canonical: string): string {
  * The header line (without its newline) for the given caller fields: `format` and `version`
  * first, then the fields in their own order.
  */
-function headerLineOf(fields: LogHeaderFields | undefined): string {
+/** @internal */
+export function headerLineOf(fields: LogHeaderFields | undefined): string {
   if (fields !== undefined) {
     for (const reserved of ['format', 'version']) {
       if (Object.prototype.hasOwnProperty.call(fields, reserved)) {
@@ -102,7 +106,13 @@ function headerLineOf(fields: LogHeaderFields | undefined): string {
  * The canonical JSON of one event: its seven fields in the fixed order seq, step, time, ctx,
  * task, type, data, each serialised by `JSON.stringify`, with no whitespace.
  */
-function canonicalEventJson(event: LoggedEvent): string {
+/** `JSON.stringify` of a number (`String` gives the same text for every finite one). */
+function num(n: number): string {
+  return typeof n === 'number' && Number.isFinite(n) ? String(n) : String(JSON.stringify(n));
+}
+
+/** @internal */
+export function canonicalEventJson(event: LoggedEvent): string {
   const data = JSON.stringify(event.data) as string | undefined;
   if (data === undefined) {
     throw new Error(
@@ -111,15 +121,15 @@ function canonicalEventJson(event: LoggedEvent): string {
   }
   return (
     '{"seq":' +
-    JSON.stringify(event.seq) +
+    num(event.seq) +
     ',"step":' +
-    JSON.stringify(event.step) +
+    num(event.step) +
     ',"time":' +
-    JSON.stringify(event.time) +
+    num(event.time) +
     ',"ctx":' +
     JSON.stringify(event.ctx) +
     ',"task":' +
-    JSON.stringify(event.task) +
+    num(event.task) +
     ',"type":' +
     JSON.stringify(event.type) +
     ',"data":' +
@@ -129,7 +139,8 @@ function canonicalEventJson(event: LoggedEvent): string {
 }
 
 /** The full event line (without its newline): the canonical JSON with the hash appended. */
-function eventLineOf(canonical: string, hash: string): string {
+/** @internal */
+export function eventLineOf(canonical: string, hash: string): string {
   return canonical.slice(0, -1) + ',"hash":"' + hash + '"}';
 }
 
@@ -321,11 +332,17 @@ function parseObject(line: string): { value: Record<string, unknown> } | { probl
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     return { problem: `expected a JSON object, found ${kindOf(parsed)}` };
   }
+  const deep = tooDeep(parsed);
+  if (deep !== null) {
+    return {
+      problem: `field "${deep.split('.')[0]}" nested deeper than ${MAX_JSON_DEPTH} levels (at ${deep})`,
+    };
+  }
   return { value: parsed as Record<string, unknown> };
 }
 
-/** True for lines made only of whitespace (including the empty line). */
-function isBlank(line: string): boolean {
+/** @internal True for lines made only of whitespace (including the empty line). */
+export function isBlank(line: string): boolean {
   return line.trim() === '';
 }
 
@@ -420,6 +437,73 @@ function checkEventFields(
 }
 
 /**
+ * @internal Checks an NDJSON log one line at a time (the header first, then each event line):
+ * fields, types, increasing `seq`, canonical form and the hash chain. {@link readNdjson} and the
+ * streaming reader share it.
+ */
+export class LineVerifier {
+  /** The header line, parsed. */
+  readonly header: LogHeader;
+  /** The hash of the last verified line (the genesis hash before the first event). */
+  hash: string;
+  private previousSeq: number | undefined;
+
+  /** @param headerLine line 1 of the log. @throws LogFormatError at line 1. */
+  constructor(headerLine: string) {
+    this.header = readHeader(headerLine);
+    this.hash = genesisHash(headerLine);
+  }
+
+  /**
+   * Verifies one event line and returns its event; or null when the line is not JSON and
+   * `mayBeTruncated` (the unterminated last line of a log cut short).
+   * @throws LogFormatError naming `lineNo` and the field.
+   */
+  line(lineNo: number, line: string, mayBeTruncated: boolean): LoggedEvent | null {
+    const parsed = parseObject(line);
+    if ('problem' in parsed) {
+      if (mayBeTruncated) return null;
+      throw new LogFormatError(lineNo, parsed.problem);
+    }
+    const checked = checkEventFields(parsed.value);
+    if ('problem' in checked) throw new LogFormatError(lineNo, checked.problem);
+    const { event, hash: found } = checked;
+    const previousSeq = this.previousSeq;
+    if (previousSeq !== undefined && !(event.seq > previousSeq)) {
+      throw new LogFormatError(
+        lineNo,
+        `field "seq" must be greater than the previous line's seq ${previousSeq}, found ${event.seq}`,
+      );
+    }
+    const suffix = ',"hash":"' + found + '"}';
+    if (!line.endsWith(suffix)) {
+      throw new LogFormatError(
+        lineNo,
+        'field "hash" must be the last field of the line, written as ,"hash":"<64 hex digits>"}',
+      );
+    }
+    const canonical = line.slice(0, line.length - suffix.length) + '}';
+    const expected = chainHash(this.hash, canonical);
+    if (expected !== found) {
+      throw new LogFormatError(
+        lineNo,
+        `hash mismatch (corrupted or tampered line): expected ${expected}, found ${found}`,
+      );
+    }
+    if (canonicalEventJson(event) !== canonical) {
+      throw new LogFormatError(
+        lineNo,
+        'line not in canonical form (expected the fields seq, step, time, ctx, task, type, data, ' +
+          'hash in this order, serialised as JSON.stringify does, without whitespace)',
+      );
+    }
+    this.hash = found;
+    this.previousSeq = event.seq;
+    return event;
+  }
+}
+
+/**
  * Reads an NDJSON event log written by {@link EventLog.toNdjson} and verifies it line by line:
  * the header, each line's fields and their types, strictly increasing `seq`, and the hash chain.
  *
@@ -445,8 +529,19 @@ function checkEventFields(
  *   version, or any line but a truncated last one is invalid.
  */
 export function readNdjson(text: string): ReadLog {
+  if (typeof text !== 'string')
+    throw new LogFormatError(1, `expected the log's text, got ${typeof text}`);
+  // A UTF-8 byte-order mark (some editors write one) is not part of the log.
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
   if (text === '') throw new LogFormatError(1, 'empty log: expected a header line');
   const lines = text.split('\n');
+  const cr = lines.findIndex((l, i) => l.endsWith('\r') && (i < lines.length - 1 || l !== ''));
+  if (cr >= 0) {
+    throw new LogFormatError(
+      cr + 1,
+      'line ends with a carriage return (CRLF line endings): mmnsim logs use "\\n" only; convert the file back (dos2unix)',
+    );
+  }
   // After a final "\n", split yields one empty string that is not a line.
   let lastTerminated = text.endsWith('\n');
   if (lastTerminated) lines.pop();
@@ -456,11 +551,9 @@ export function readNdjson(text: string): ReadLog {
     lastTerminated = true;
   }
 
-  const header = readHeader(lines[0]!);
+  const verifier = new LineVerifier(lines[0]!);
   const events: LoggedEvent[] = [];
   const warnings: string[] = [];
-  let hash = genesisHash(lines[0]!);
-  let previousSeq: number | undefined;
 
   for (let i = 1; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -468,50 +561,14 @@ export function readNdjson(text: string): ReadLog {
     if (isBlank(line)) {
       throw new LogFormatError(lineNo, 'blank line inside the log (expected an event line)');
     }
-    const parsed = parseObject(line);
-    if ('problem' in parsed) {
-      if (i === lines.length - 1 && !lastTerminated) {
-        const bytes = Buffer.byteLength(line, 'utf8');
-        warnings.push(`line ${lineNo}: truncated last line ignored (${bytes} bytes)`);
-        break;
-      }
-      throw new LogFormatError(lineNo, parsed.problem);
-    }
-    const checked = checkEventFields(parsed.value);
-    if ('problem' in checked) throw new LogFormatError(lineNo, checked.problem);
-    const { event, hash: found } = checked;
-    if (previousSeq !== undefined && !(event.seq > previousSeq)) {
-      throw new LogFormatError(
-        lineNo,
-        `field "seq" must be greater than the previous line's seq ${previousSeq}, found ${event.seq}`,
-      );
-    }
-    const suffix = ',"hash":"' + found + '"}';
-    if (!line.endsWith(suffix)) {
-      throw new LogFormatError(
-        lineNo,
-        'field "hash" must be the last field of the line, written as ,"hash":"<64 hex digits>"}',
-      );
-    }
-    const canonical = line.slice(0, line.length - suffix.length) + '}';
-    const expected = chainHash(hash, canonical);
-    if (expected !== found) {
-      throw new LogFormatError(
-        lineNo,
-        `hash mismatch (corrupted or tampered line): expected ${expected}, found ${found}`,
-      );
-    }
-    if (canonicalEventJson(event) !== canonical) {
-      throw new LogFormatError(
-        lineNo,
-        'line not in canonical form (expected the fields seq, step, time, ctx, task, type, data, ' +
-          'hash in this order, serialised as JSON.stringify does, without whitespace)',
-      );
+    const event = verifier.line(lineNo, line, i === lines.length - 1 && !lastTerminated);
+    if (event === null) {
+      const bytes = Buffer.byteLength(line, 'utf8');
+      warnings.push(`line ${lineNo}: truncated last line ignored (${bytes} bytes)`);
+      break;
     }
     events.push(event);
-    hash = found;
-    previousSeq = event.seq;
   }
 
-  return { header, events, warnings, finalHash: hash };
+  return { header: verifier.header, events, warnings, finalHash: verifier.hash };
 }

@@ -16,4 +16,8 @@ export class RunState {
   ctx = '-';
   /** Name of the running task, or `'-'` outside any task. */
   taskName = '-';
+  /** Work units (events emitted, {@link Scheduler.work} calls) of the current step so far. */
+  work = 0;
+  /** The most work one step may do before the task is stopped with a `step-budget` violation. */
+  workLimit = Infinity;
 }

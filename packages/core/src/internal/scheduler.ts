@@ -1,9 +1,11 @@
 import type { EventBus } from './bus.js';
 import type { Clock } from './clock.js';
 import { ExecutionContext } from './context.js';
-import { ConfigError, KernelBug } from './errors.js';
+import { asError, describeThrown } from './describe-error.js';
+import { ConfigError, KernelBug, StepBudgetError } from './errors.js';
 import type { OracleRegistry } from './oracle.js';
 import type { RunState } from './run-state.js';
+import { stepObserver } from './step-observer.js';
 import type { Strategy } from './strategy/strategy.js';
 import { Task } from './task.js';
 import type { SchedOp, SpawnOptions, TaskBody, TaskGen } from './task.js';
@@ -148,6 +150,22 @@ export class Scheduler {
   /** Number of tasks spawned so far. */
   get spawned(): number {
     return this.all.length;
+  }
+
+  /**
+   * Counts `units` of work against the current step's budget (the simulation's `maxStepWork`;
+   * every emitted event counts one). Model code calls it inside loops that may run long between
+   * two scheduling points (walking a list, retrying), so that a loop that never ends becomes a
+   * `step-budget` violation of its task instead of a hung run.
+   * @throws StepBudgetError (caught by the scheduler) when the budget is spent.
+   */
+  work(units = 1): void {
+    const s = this.state;
+    s.work += units;
+    if (s.work > s.workLimit && s.task >= 0) {
+      s.work = 0;
+      throw new StepBudgetError(s.workLimit, s.taskName, s.task, this.bus.emitted - 1);
+    }
   }
 
   /**
@@ -300,6 +318,9 @@ export class Scheduler {
         const n = cands.length;
         if (n === 0) {
           const next = clock.nextAt();
+          // Only daemons are left, all asleep or blocked: the workload is over, whatever
+          // periodic timers they keep (a daemon's next tick is not work of the run).
+          if (next !== Infinity && this.onlyDaemonsLeft()) return this.end('done');
           if (next !== Infinity) {
             const from = state.time;
             clock.jumpTo(next);
@@ -310,6 +331,8 @@ export class Scheduler {
           return this.end(oracles.stopRequested ? 'violation' : 'done');
         }
         if (state.step >= this.maxSteps) {
+          // Daemons that keep yielding after the workload exited are not a livelock.
+          if (this.onlyDaemonsLeft()) return this.end('done');
           oracles.report(SCHED, {
             kind: 'livelock',
             message: `livelock: step budget (${this.maxSteps}) exhausted with tasks still runnable: ${cands.map((t) => t.toString()).join(', ')}`,
@@ -321,7 +344,22 @@ export class Scheduler {
         const prev = this.lastRan;
         if (n === 1) chosen = cands[0]!;
         else {
-          chosen = strategy.pick(cands, state.step, prev);
+          try {
+            chosen = strategy.pick(cands, state.step, prev);
+            if (!cands.includes(chosen)) {
+              throw new Error(
+                `picked ${String((chosen as Task | undefined)?.toString())}, which is not one of the candidates (${cands.map((t) => t.toString()).join(', ')})`,
+              );
+            }
+          } catch (e) {
+            const d = describeThrown(e);
+            oracles.report(SCHED, {
+              kind: 'strategy-error',
+              message: `strategy ${d.name}: ${d.message} (at step ${state.step})`,
+              task: { id: -1, name: '-' },
+            });
+            return this.end('error', asError(e));
+          }
           choices.push(chosen.id);
           if (prev !== null && chosen !== prev && cands.includes(prev)) this.preempted++;
         }
@@ -331,10 +369,31 @@ export class Scheduler {
         clock.advance(quantum);
       }
     } catch (e) {
-      const error = e instanceof Error ? e : new Error(String(e));
       this.leaveTask();
-      return this.end('error', error);
+      const d = describeThrown(e);
+      oracles.report(SCHED, {
+        kind: 'scheduler-error',
+        message: `the run aborted: ${d.name}: ${d.message}`,
+        task: { id: -1, name: '-' },
+      });
+      return this.end('error', asError(e));
     }
+  }
+
+  /**
+   * @internal Ends a run that cannot start (its setup threw): reason `'error'`, no step taken.
+   */
+  abort(error: Error): RunEnd {
+    if (this.ended !== null) throw new Error('Scheduler.abort: this run already ended');
+    return this.end('error', error);
+  }
+
+  /** True when tasks are left and every one of them is a daemon. */
+  private onlyDaemonsLeft(): boolean {
+    const live = this.live;
+    if (live.length === 0) return false;
+    for (let i = 0; i < live.length; i++) if (!live[i]!.daemon) return false;
+    return true;
   }
 
   private end(reason: RunEndReason, error?: Error): RunEnd {
@@ -413,10 +472,14 @@ export class Scheduler {
       }
     }
     this.enterTask(t);
+    this.state.work = 0;
+    if (stepObserver.fn !== null)
+      stepObserver.fn(this.state.step, t.id, t.name, this.bus.emitted - 1);
     let r: IteratorResult<SchedOp, unknown>;
     try {
       r = t.gen!.next();
     } catch (e) {
+      this.state.work = 0;
       this.crashed(t, e);
       this.endInterrupt(t);
       this.leaveTask();
@@ -505,16 +568,31 @@ export class Scheduler {
     this.exitQueues.get(t.id)?.wakeAll();
   }
 
+  /**
+   * Reports a task's exception. The message holds no source location, so the log is the same
+   * in every checkout; the first frame (file name, line, column) goes to `details.where`, which
+   * is not logged. A non-Error value is reported at the task that threw it.
+   */
   private crashed(t: Task, e: unknown): void {
-    const err = e instanceof Error ? e : new Error(String(e));
-    const where = err.stack?.split('\n')[1]?.trim() ?? '';
-    this.oracles.report(SCHED, {
-      kind: e instanceof KernelBug ? 'bug' : 'exception',
-      message:
-        e instanceof KernelBug
-          ? `kernel BUG in ${t.toString()}: ${err.message}`
-          : `${t.toString()} threw ${err.name}: ${err.message}${where ? ` (${where})` : ''}`,
-    });
+    const d = describeThrown(e);
+    const details = d.where !== '' ? { details: { where: d.where } } : {};
+    if (e instanceof StepBudgetError) {
+      this.oracles.report(SCHED, {
+        kind: 'step-budget',
+        message: `step budget: ${e.message}`,
+        evidence: e.lastSeq >= 0 ? [e.lastSeq] : [],
+        ...details,
+      });
+    } else {
+      this.oracles.report(SCHED, {
+        kind: e instanceof KernelBug ? 'bug' : 'exception',
+        message:
+          e instanceof KernelBug
+            ? `kernel BUG in ${t.toString()}: ${d.message}`
+            : `${t.toString()} threw ${d.name}: ${d.message}`,
+        ...details,
+      });
+    }
     this.exit(t);
   }
 

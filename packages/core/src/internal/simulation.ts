@@ -6,10 +6,12 @@ import { z } from 'zod';
 import { EventBus } from './bus.js';
 import type { EventSink } from './bus.js';
 import { Clock } from './clock.js';
+import { asError, describeThrown } from './describe-error.js';
 import { ConfigError } from './errors.js';
 import { releaseKeptObjects } from './kept-objects.js';
 import type { JsonValue } from './json.js';
 import { EventLog } from './log.js';
+import { NdjsonFileWriter } from './log-stream.js';
 import type { LogHeaderFields } from './log.js';
 import { Kernel } from './kernel.js';
 import { Lockdep } from './lockdep/lockdep.js';
@@ -60,6 +62,8 @@ const OptionsSchema: z.ZodType<ResolvedSimulationOptions> = z.strictObject({
   stopOnViolation: z.boolean().default(true),
   lockdep: z.boolean().default(true),
   log: LogOptionsSchema.default(true),
+  maxStepWork: z.number().int().min(1).default(1_000_000),
+  logFile: z.string().min(1).optional(),
 });
 
 /**
@@ -97,6 +101,18 @@ export interface SimulationOptions {
   readonly lockdep?: boolean;
   /** What the event log keeps (default everything). */
   readonly log?: LogOptions;
+  /**
+   * The most work one step may do (events emitted plus `Scheduler.work` units) before its task
+   * is stopped with a `step-budget` violation (default 1,000,000).
+   */
+  readonly maxStepWork?: number;
+  /**
+   * Also stream the log to this file as the run goes (NDJSON with the hash chain, byte-identical
+   * to `toNdjson()`), in bounded memory: it keeps the types `log` selects (every type with
+   * `log: false`, so a 10^7-event run can keep no log in memory and still write one). The file
+   * is closed at the end of `run()`; {@link Simulation.fileLog} is its writer.
+   */
+  readonly logFile?: string;
 }
 
 /** The options after validation and defaults (plugins and strategy are held separately). */
@@ -117,6 +133,10 @@ export interface ResolvedSimulationOptions {
   readonly lockdep: boolean;
   /** See {@link SimulationOptions.log}. */
   readonly log: LogOptions;
+  /** See {@link SimulationOptions.maxStepWork}. */
+  readonly maxStepWork: number;
+  /** See {@link SimulationOptions.logFile}. */
+  readonly logFile?: string | undefined;
 }
 
 /** The outcome of {@link Simulation.run}. */
@@ -257,19 +277,34 @@ export class Simulation {
   readonly log: EventLog | null;
   /** The plugins in start order. */
   readonly plugins: readonly Plugin[];
+  /** The writer of `logFile`, or null when the options name no log file. */
+  fileLog: NdjsonFileWriter | null = null;
   private readonly strategyObj: Strategy;
   private readonly attached: { oracle: Oracle; ctx: OracleContext }[] = [];
   private result: RunResult | null = null;
+  private setupError: Error | null = null;
+  private reportingError = false;
+  private readonly brokenReporters = new Set<string>();
 
   private constructor(options: ResolvedSimulationOptions, plugins: Plugin[], strategy: Strategy) {
     this.options = options;
     this.plugins = plugins;
     this.strategyObj = strategy;
     const state = new RunState();
+    state.workLimit = options.maxStepWork;
     this.random = new RandomSource(options.seed);
     this.clock = new Clock(state, options.quantumNs);
     this.bus = new EventBus(state);
     this.oracles = new OracleRegistry(this.bus, state, options.stopOnViolation);
+    this.bus.onSubscriberError = (e, type, owner) =>
+      this.reportError(
+        owner !== undefined ? 'oracle-error' : 'subscriber-error',
+        owner ?? 'bus',
+        `${owner !== undefined ? `oracle "${owner}"` : 'a bus subscriber'} threw while handling ${type === '*' ? 'an event' : `"${type}"`}`,
+        e,
+      );
+    this.clock.onTimerError = (e, name) =>
+      this.reportError('timer-error', 'clock', `timer "${name}" threw`, e);
     strategy.start?.({ random: this.random.stream('sched'), maxSteps: options.maxSteps });
     this.scheduler = new Scheduler(
       state,
@@ -356,6 +391,15 @@ export class Simulation {
       }
       sim.container.load(p.module);
     }
+    if (opts.logFile !== undefined) {
+      const keep = prefixFilter(opts.log) ?? undefined;
+      sim.fileLog = new NdjsonFileWriter(
+        opts.logFile,
+        sim.header(),
+        keep !== undefined ? { keep } : {},
+      );
+      sim.bus.addSink(sim.fileLog);
+    }
     for (const sink of sim.getAll(EventSinkContribution)) sim.bus.addSink(sink);
     if (sim.bus.wants('sim.start')) {
       sim.bus.emit('sim.start', {
@@ -399,13 +443,50 @@ export class Simulation {
   addOracle(oracle: Oracle): void {
     if (this.result !== null) throw new Error('Simulation.addOracle: the run already ended');
     const ctx: OracleContext = {
-      bus: this.bus,
+      bus: this.bus.forOwner(oracle.id),
       scheduler: this.scheduler,
       clock: this.clock,
       report: (v: ViolationReport) => this.oracles.report(oracle.id, v),
     };
-    oracle.attach(ctx);
+    try {
+      oracle.attach(ctx);
+    } catch (e) {
+      this.reportError('oracle-error', oracle.id, `oracle "${oracle.id}" threw in attach()`, e);
+    }
     this.attached.push({ oracle, ctx });
+  }
+
+  /**
+   * Reports an exception thrown outside any task (an oracle, a bus subscriber, a timer, the
+   * scenario's setup) as a violation of `kind`, once per kind and reporter (a broken oracle
+   * throws on every event; the first report says it), and never from inside its own delivery
+   * (so a broken oracle cannot recurse).
+   */
+  private reportError(kind: string, reporter: string, what: string, e: unknown): void {
+    if (this.reportingError || this.brokenReporters.has(`${kind}|${reporter}`)) return;
+    this.brokenReporters.add(`${kind}|${reporter}`);
+    this.reportingError = true;
+    try {
+      const d = describeThrown(e);
+      this.oracles.report(reporter, {
+        kind,
+        message: `${what}: ${d.name}: ${d.message}`,
+        ...(d.where !== '' ? { details: { where: d.where } } : {}),
+      });
+    } finally {
+      this.reportingError = false;
+    }
+  }
+
+  /**
+   * Records that the scenario's setup threw: a `setup-error` violation; `run()` then ends at
+   * once with reason `'error'` (no step is taken in a half-built simulation). Campaigns call it
+   * so one bad iteration does not lose the others.
+   */
+  failSetup(error: unknown): void {
+    if (this.result !== null) throw new Error('Simulation.failSetup: the run already ended');
+    this.reportError('setup-error', 'setup', 'the scenario setup threw', error);
+    this.setupError = asError(error);
   }
 
   /** Spawns a task; see {@link Scheduler.spawn}. */
@@ -437,8 +518,20 @@ export class Simulation {
   run(options: { readonly stopAtStep?: number } = {}): RunResult {
     if (this.result !== null)
       throw new Error('Simulation.run: a simulation runs once; create a new one');
-    const end = this.scheduler.run(options.stopAtStep ?? Infinity);
-    if (end.reason !== 'stopped') for (const { oracle, ctx } of this.attached) oracle.finish?.(ctx);
+    const end =
+      this.setupError !== null
+        ? this.scheduler.abort(this.setupError)
+        : this.scheduler.run(options.stopAtStep ?? Infinity);
+    if (end.reason !== 'stopped' && this.setupError === null) {
+      for (const { oracle, ctx } of this.attached) {
+        try {
+          oracle.finish?.(ctx);
+        } catch (e) {
+          this.reportError('oracle-error', oracle.id, `oracle "${oracle.id}" threw in finish()`, e);
+        }
+      }
+    }
+    this.fileLog?.close();
     const violations = this.oracles.violations;
     const reason: RunEndReason =
       end.reason === 'done' && violations.length > 0 ? 'violation' : end.reason;

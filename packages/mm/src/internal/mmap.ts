@@ -19,7 +19,10 @@ export const Prot = {
   /** `PROT_EXEC`. */
   EXEC: 0x4,
 } as const;
-/** Every `PROT_*` bit mmap and mprotect accept (READ, WRITE, EXEC, SEM, GROWSDOWN, GROWSUP). */
+/**
+ * Every `PROT_*` bit mprotect accepts (READ, WRITE, EXEC, SEM, GROWSDOWN, GROWSUP); mmap ignores
+ * bits outside it, as `calc_vm_prot_bits` does (Linux 6.17 mm/mmap.c: do_mmap validates none).
+ */
 export const PROT_VALID = 0x1 | 0x2 | 0x4 | 0x8 | 0x01000000 | 0x02000000;
 
 /** `MAP_*` flags. */
@@ -42,6 +45,14 @@ export const Map_ = {
   FIXED_NOREPLACE: 0x100000,
 } as const;
 const MAP_KNOWN = 0x03 | 0x10 | 0x20 | 0x4000 | 0x8000 | 0x100000;
+
+/**
+ * `mmap_min_addr`: the lowest address a MAP_FIXED mapping may have without CAP_SYS_RAWIO (the
+ * model's processes are unprivileged; 64 KiB, the usual `vm.mmap_min_addr`). Lower hints are
+ * raised to it (`round_hint_to_min`).
+ * @see security_mmap_addr
+ */
+export const MMAP_MIN_ADDR = 65536;
 
 /** The heap start the model gives every process (`mm->start_brk`). */
 export const BRK_BASE = 0x10000000;
@@ -147,13 +158,26 @@ export function vmasExactly(core: MmCore, mm: MmStruct, start: number, end: numb
 
 /**
  * `mmap`: map `len` bytes at `addr` (a hint unless MAP_FIXED). Returns the address or a negated
- * errno, as the syscall does:
- * - -EINVAL: `len` is 0; `addr` (with MAP_FIXED) or `offset` not page aligned; neither
- *   MAP_SHARED nor MAP_PRIVATE; unknown PROT bits;
- * - -EOPNOTSUPP: MAP_SHARED_VALIDATE with an unknown flag;
+ * errno, as the syscall does (Linux 6.17 mm/mmap.c: do_mmap, __get_unmapped_area), checked in
+ * this order:
+ * - -EINVAL: `len`, `addr` or `offset` not an integer (no syscall argument is); `offset` negative
+ *   or not page aligned;
  * - -EBADF: a file mapping without a file;
- * - -ENOMEM: `len` rounds up past the address space, or no room;
+ * - -EINVAL: `len` is 0;
+ * - -ENOMEM: a negative `len` (a size_t that `PAGE_ALIGN` wraps or that exceeds TASK_SIZE), or
+ *   `len` rounding up past the address space; with MAP_FIXED, `addr` negative (a huge unsigned
+ *   address) or `addr + len` past TASK_SIZE;
+ * - -EINVAL: MAP_FIXED with `addr` not page aligned;
+ * - -EPERM: MAP_FIXED below {@link MMAP_MIN_ADDR} (`security_mmap_addr`);
+ * - -EINVAL: neither MAP_SHARED nor MAP_PRIVATE; an anonymous MAP_SHARED_VALIDATE (do_mmap's
+ *   anonymous switch knows only MAP_SHARED and MAP_PRIVATE);
+ * - -EOPNOTSUPP: a file MAP_SHARED_VALIDATE with an unknown flag (MAP_SHARED ignores them);
+ * - -ENOMEM: no room;
  * - -EEXIST: MAP_FIXED_NOREPLACE over an existing mapping.
+ *
+ * Unknown PROT bits are ignored (`calc_vm_prot_bits`). The kernel checks the type after the
+ * address; the model checks it before taking the lock, so MAP_FIXED_NOREPLACE over a mapping
+ * with a bad type gives -EINVAL here where Linux gives -EEXIST.
  *
  * Takes mmap_lock for write.
  *
@@ -170,20 +194,34 @@ export function* doMmap(
   offset: number,
 ): TaskGen<number> {
   const E = Errno;
-  if (!Number.isInteger(len) || len <= 0) return -E.EINVAL;
-  if (!Number.isInteger(addr) || addr < 0 || !Number.isInteger(offset) || offset < 0)
+  if (!Number.isInteger(len) || !Number.isInteger(addr) || !Number.isInteger(offset))
     return -E.EINVAL;
-  if ((prot & ~PROT_VALID) !== 0) return -E.EINVAL;
-  const type = flags & 0x03;
-  if (type === 0) return -E.EINVAL;
-  if (type === Map_.SHARED_VALIDATE && (flags & ~MAP_KNOWN) !== 0) return -E.EOPNOTSUPP;
-  if (offset % PAGE_SIZE !== 0) return -E.EINVAL;
-  const fixed = (flags & (Map_.FIXED | Map_.FIXED_NOREPLACE)) !== 0;
-  if (fixed && addr % PAGE_SIZE !== 0) return -E.EINVAL;
+  if (!Number.isInteger(prot) || !Number.isInteger(flags)) return -E.EINVAL;
+  // arch sys_mmap: `off & ~PAGE_MASK` (a negative offset is refused too: see the README).
+  if (offset < 0 || offset % PAGE_SIZE !== 0) return -E.EINVAL;
+  const anonymous = (flags & Map_.ANONYMOUS) !== 0;
+  // ksys_mmap_pgoff: fget(fd) before do_mmap.
+  if (!anonymous && file === null) return -E.EBADF;
+  if (len === 0) return -E.EINVAL;
+  // A negative length is a huge size_t: PAGE_ALIGN wraps it to 0 or it exceeds TASK_SIZE.
+  if (len < 0) return -E.ENOMEM;
   const size = pageAlignUp(len);
   if (size > TASK_SIZE) return -E.ENOMEM;
-  const anonymous = (flags & Map_.ANONYMOUS) !== 0;
-  if (!anonymous && file === null) return -E.EBADF;
+  const fixed = (flags & (Map_.FIXED | Map_.FIXED_NOREPLACE)) !== 0;
+  if (fixed) {
+    // __get_unmapped_area: addr > TASK_SIZE - len (a negative addr is a huge unsigned one),
+    // then offset_in_page(addr), then security_mmap_addr.
+    if (addr < 0 || addr > TASK_SIZE - size) return -E.ENOMEM;
+    if (addr % PAGE_SIZE !== 0) return -E.EINVAL;
+    if (addr < MMAP_MIN_ADDR) return -E.EPERM;
+  }
+  const type = flags & 0x03;
+  if (anonymous) {
+    if (type !== Map_.SHARED && type !== Map_.PRIVATE) return -E.EINVAL;
+  } else {
+    if (type === 0) return -E.EINVAL;
+    if (type === Map_.SHARED_VALIDATE && (flags & ~MAP_KNOWN) !== 0) return -E.EOPNOTSUPP;
+  }
   const shared = type !== Map_.PRIVATE;
   if (mm.exited) return -E.ENOMEM;
 
@@ -203,7 +241,9 @@ export function* doMmap(
       yield* unmapRegionLocked(core, mm, start, start + size);
     }
   } else {
-    const hint = addr - (addr % PAGE_SIZE);
+    // round_hint_to_min; a negative hint is a huge address no range fits at.
+    const aligned = addr < 0 ? 0 : addr - (addr % PAGE_SIZE);
+    const hint = aligned !== 0 && aligned < MMAP_MIN_ADDR ? MMAP_MIN_ADDR : aligned;
     start =
       hint !== 0 && hint + size <= TASK_SIZE && mm.vmas.isFree(hint, hint + size)
         ? hint

@@ -106,14 +106,30 @@ export class Process {
     yield* mmput(this.core, this.mm);
   }
 
-  /** A CPU load of the 32-bit word at `va`: the value, or -EFAULT with {@link Process.siginfo} set. */
+  /**
+   * A CPU load of the 32-bit word at `va`: the value, or -EFAULT with {@link Process.siginfo} set.
+   * @throws RangeError naming `va` when it is not an address (NaN, not an integer, negative, at
+   *   or past 2^64), before anything is touched (no lock is taken).
+   */
   *load(va: number): TaskGen<number> {
+    checkAddress('Process.load', va);
     const r = yield* cpuAccess(this.core, this.mm, va, false, 0);
     return this.result(r);
   }
 
-  /** A CPU store of a 32-bit `value` at `va`: 0, or -EFAULT with {@link Process.siginfo} set. */
+  /**
+   * A CPU store of a 32-bit `value` at `va`: 0, or -EFAULT with {@link Process.siginfo} set.
+   * @throws RangeError naming `va` or `value` when `va` is not an address (see
+   *   {@link Process.load}) or `value` is not an integer in [-2^31, 2^32), before anything is
+   *   touched.
+   */
   *store(va: number, value: number): TaskGen<number> {
+    checkAddress('Process.store', va);
+    if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 32) {
+      throw new RangeError(
+        `Process.store: "value" must be a 32-bit integer in [-2^31, 2^32) (got ${String(value)})`,
+      );
+    }
     const r = yield* cpuAccess(this.core, this.mm, va, true, value);
     return typeof r === 'number' ? 0 : this.result(r);
   }
@@ -122,5 +138,14 @@ export class Process {
     if (typeof r === 'number') return r;
     this.siginfo = r;
     return -Errno.EFAULT;
+  }
+}
+
+/** Refuses a value that is no user address at all (an address past TASK_SIZE faults instead). */
+function checkAddress(where: string, va: number): void {
+  if (typeof va !== 'number' || !Number.isInteger(va) || va < 0 || va >= 2 ** 64) {
+    throw new RangeError(
+      `${where}: "va" must be an integer address in [0, 2^64) (got ${typeof va === 'number' ? String(va) : typeof va})`,
+    );
   }
 }

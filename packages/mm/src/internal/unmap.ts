@@ -17,6 +17,10 @@ import type { Vma } from './vma.js';
  * @see MADV_FREE
  */
 export const Madv = {
+  /** `MADV_NORMAL`: no special treatment (the default read-ahead); no modelled effect. */
+  NORMAL: 0,
+  /** `MADV_WILLNEED`: read ahead soon; a hint with no modelled effect. */
+  WILLNEED: 3,
   /** `MADV_DONTNEED`: drop the pages now; the next access sees zeroes (anon) or the file. */
   DONTNEED: 4,
   /** `MADV_FREE`: anonymous pages may be discarded by reclaim while they stay clean. */
@@ -528,7 +532,8 @@ export function mmdrop(core: MmCore, mm: MmStruct): void {
 // --- madvise -------------------------------------------------------------------------------
 
 /**
- * `madvise(addr, len, advice)` for {@link Madv.DONTNEED} and {@link Madv.FREE}. Returns 0, or:
+ * `madvise(addr, len, advice)` for {@link Madv.DONTNEED} and {@link Madv.FREE} (and the hints
+ * {@link Madv.NORMAL} and {@link Madv.WILLNEED}, which only check the range). Returns 0, or:
  * - -EINVAL: another advice; `addr` not page aligned; `len` negative (not an integer) or the
  *   range overflowing; a DONTNEED/FREE-incapable VMA in the range (VM_PFNMAP; FREE: any VMA
  *   that is not private anonymous — the walk stops there);
@@ -557,12 +562,14 @@ export function* doMadvise(
   advice: number,
 ): TaskGen<number> {
   const E = Errno;
-  if (advice !== Madv.DONTNEED && advice !== Madv.FREE) return -E.EINVAL;
+  const hint = advice === Madv.NORMAL || advice === Madv.WILLNEED;
+  if (advice !== Madv.DONTNEED && advice !== Madv.FREE && !hint) return -E.EINVAL;
   if (!Number.isInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return -E.EINVAL;
   if (!Number.isInteger(len) || len < 0) return -E.EINVAL;
   const end = addr + pageAlignUp(len);
   if (end > 2 ** 64) return -E.EINVAL;
   if (end === addr) return 0;
+  if (hint) return yield* madviseHint(mm, addr, end, advice === Madv.NORMAL);
   yield* mm.mmapLock.downRead();
   const tlb = new MmuGather(core, mm);
   let unmapped = 0;
@@ -592,6 +599,30 @@ export function* doMadvise(
   yield* tlb.finish();
   mm.mmapLock.upRead();
   return error !== 0 ? error : unmapped;
+}
+
+/**
+ * MADV_NORMAL (mmap_lock for write: it would clear VM_RAND_READ/VM_SEQ_READ, which the model does
+ * not have) and MADV_WILLNEED (for read: read-ahead, not modelled): 0 when `[start, end)` is
+ * mapped, -ENOMEM when part of it is not (Linux 6.17 mm/madvise.c: madvise_walk_vmas).
+ */
+function* madviseHint(mm: MmStruct, start: number, end: number, write: boolean): TaskGen<number> {
+  if (write) yield* mm.mmapLock.downWrite();
+  else yield* mm.mmapLock.downRead();
+  let at = start;
+  let result = 0;
+  while (at < end) {
+    const vma = findVma(mm, at);
+    if (vma === undefined || vma.start >= end) {
+      result = -Errno.ENOMEM;
+      break;
+    }
+    if (vma.start > at) result = -Errno.ENOMEM;
+    at = vma.end;
+  }
+  if (write) mm.mmapLock.upWrite();
+  else mm.mmapLock.upRead();
+  return result;
 }
 
 /** `madvise_dontneed_single_vma` → `zap_page_range_single_batched`. */
