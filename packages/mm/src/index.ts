@@ -210,3 +210,60 @@ export { MmService } from './internal/service.js';
 export { SwapDevice } from './internal/swap.js';
 export { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 export { AnonVma, Vm, Vma, VmaList } from './internal/vma.js';
+// Device memory (ZONE_DEVICE), device migration, device-exclusive entries, pagemap, file I/O.
+export {
+  mkDeviceExclusivePte,
+  mkDevicePrivatePte,
+  pteIsDeviceEntry,
+  pteIsDeviceExclusive,
+  pteIsDevicePrivate,
+  pteIsWritableDevicePrivate,
+} from './internal/device/entries.js';
+export { makeDeviceExclusive } from './internal/device/exclusive.js';
+export { checkAndMigrateMovablePages } from './internal/device/gup-longterm.js';
+export {
+  deviceMemory,
+  DeviceMemory,
+  DevPagemap,
+  isDeviceCoherentPage,
+  isDevicePrivatePage,
+  isZoneDevicePage,
+  MEMORY_TYPES,
+  memremapPages,
+  memunmapPages,
+  pagePgmap,
+  zoneDevicePageInit,
+} from './internal/device/memremap.js';
+export type {
+  DeviceFault,
+  DevPagemapInit,
+  DevPagemapOps,
+  MemoryType,
+} from './internal/device/memremap.js';
+export {
+  migrateDeviceCoherentFolio,
+  migrateDeviceFinalize,
+  migrateDevicePages,
+  migrateDeviceRange,
+  MigratePfn,
+  migratePfn,
+  migratePfnHas,
+  migratePfnToPfn,
+  migrateVmaFinalize,
+  migrateVmaPages,
+  MigrateVmaSelect,
+  migrateVmaSetup,
+  removeMigrationEntries,
+} from './internal/device/migrate-device.js';
+export type { MigrateVma } from './internal/device/migrate-device.js';
+export { devmapProjection, liveDevmapView } from './internal/device/projection.js';
+export type { DevmapView, DevPagemapView } from './internal/device/projection.js';
+export { filePread, filePwrite } from './internal/file-io.js';
+export {
+  decodePagemap,
+  MAX_SWAPFILES_SHIFT,
+  PagemapBits,
+  pagemapRead,
+  SwpType,
+} from './internal/pagemap.js';
+export type { PagemapEntry, PagemapOptions } from './internal/pagemap.js';
