@@ -8,6 +8,7 @@ import { benchExplore, benchZoo } from './explore.js';
 import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
+import { benchMigrate } from './mm-migrate.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
@@ -23,6 +24,7 @@ const suites: Record<string, () => Metric[]> = {
   srcu: benchSrcu,
   mm: benchMm,
   munmap: benchMunmap,
+  migrate: benchMigrate,
   mmn: benchMmn,
   x86: benchX86Tlb,
   kvm: benchKvm,

@@ -116,6 +116,14 @@ export interface MigrateVma {
   readonly faultPage?: number;
 }
 
+/**
+ * Per `src` array of a `migrate_vma`: 1 where collect removed the page's only mapping (the
+ * migration entry it installed is then the only one, and it stays the only one while the
+ * caller holds `mmap_lock`: fork and mremap need it for write), so finalize can restore that
+ * entry directly instead of walking the rmap. The result is the rmap walk's.
+ */
+const directRestore = new WeakMap<readonly number[], Uint8Array>();
+
 function emit(
   core: MmCore,
   op: string,
@@ -194,6 +202,7 @@ export function* migrateVmaSetup(core: MmCore, args: MigrateVma): TaskGen<number
   for (let i = 0; i < n; i++) args.src[i] = 0;
   args.cpages = 0;
   args.npages = 0;
+  directRestore.set(args.src, new Uint8Array(n));
   yield* collect(core, args, vma, start, end, fault);
   if (args.cpages > 0) args.cpages = yield* deviceUnmap(core, args.src, args.npages, fault);
   emit(core, 'setup', vma.mm.id, start, args.src, args.npages);
@@ -302,6 +311,7 @@ function* collect(
             core.pt.set(mm, s, addr, mkMigrationPte(page, migratePfnHas(mpfn, MigratePfn.WRITE)));
             phys.mapcount[page]!--; // folio_remove_rmap_pte
             phys.put(page); // the mapping's reference; ours keeps the folio
+            if (phys.mapcount[page] === 0) directRestore.get(args.src)![args.npages] = 1;
             if (present) unmapped = true;
           }
         } else {
@@ -417,26 +427,30 @@ function* deviceUnmap(core: MmCore, src: number[], n: number, fault: number): Ta
  * @see remove_migration_pte
  */
 export function* removeMigrationEntries(core: MmCore, from: number, to: number): TaskGen<void> {
-  const phys = core.phys;
   const toPrivate = deviceMemory(core).pagemap(to)?.type === 'device-private';
   const isEntry = (pte: number): boolean => pteIsMigration(pte) && ptePfn(pte) === from;
   yield* rmapWalk(core, to, function* (vma, va) {
     const m = yield* pageVmaMappedWalk(core, vma, va, isEntry);
     if (m === null) return true;
-    phys.get(to);
-    phys.mapcount[to]!++;
-    const writable = (pteFlags(m.pte) & Pte.WRITE) !== 0 && (vma.flags & Vm.WRITE) !== 0;
-    let pte: number;
-    if (toPrivate) pte = mkDevicePrivatePte(to, writable);
-    else if ((vma.flags & VM_ACCESS_FLAGS) === 0) pte = to * PAGE_SIZE + (Pte.USER | Pte.PROTNONE);
-    else {
-      const dirty = writable && (phys.flags[to]! & Frame.DIRTY) !== 0;
-      pte = mkPte(to, Pte.USER | (writable ? Pte.WRITE : 0) | (dirty ? Pte.DIRTY : 0));
-    }
-    core.pt.set(vma.mm, m.slot, va, pte);
+    core.pt.set(vma.mm, m.slot, va, mappingOf(core, vma, m.pte, to, toPrivate));
     m.ptl.unlock();
     return true;
   });
+}
+
+/**
+ * `remove_migration_pte` for one migration entry `entry` of `vma`: the entry mapping `to` that
+ * replaces it, with the reference and mapcount it holds taken.
+ */
+function mappingOf(core: MmCore, vma: Vma, entry: number, to: number, toPrivate: boolean): number {
+  const phys = core.phys;
+  phys.get(to);
+  phys.mapcount[to]!++;
+  const writable = (pteFlags(entry) & Pte.WRITE) !== 0 && (vma.flags & Vm.WRITE) !== 0;
+  if (toPrivate) return mkDevicePrivatePte(to, writable);
+  if ((vma.flags & VM_ACCESS_FLAGS) === 0) return to * PAGE_SIZE + (Pte.USER | Pte.PROTNONE);
+  const dirty = writable && (phys.flags[to]! & Frame.DIRTY) !== 0;
+  return mkPte(to, Pte.USER | (writable ? Pte.WRITE : 0) | (dirty ? Pte.DIRTY : 0));
 }
 
 /** Flags that describe the folio's identity and state, moved by `folio_migrate_flags`. */
@@ -580,33 +594,47 @@ function* deviceFinalize(
   dst: readonly number[],
   n: number,
   fault: number,
+  args: MigrateVma | null,
 ): TaskGen<void> {
   const phys = core.phys;
+  const direct = args?.vma != null ? directRestore.get(src) : undefined;
+  // Pass 1: where each source's mappings go; unused destinations are dropped.
+  const tos = new Int32Array(n).fill(-1);
   for (let i = 0; i < n; i++) {
     const newPage = migratePfnToPfn(dst[i]!);
     const page = migratePfnToPfn(src[i]!);
-    if (page < 0) {
-      if (newPage >= 0) {
-        phys.unlockFolio(newPage);
-        phys.put(newPage);
-      }
-      continue;
-    }
     let to = newPage;
-    if (!migratePfnHas(src[i]!, MigratePfn.MIGRATE) || newPage < 0) {
+    if (page < 0 || !migratePfnHas(src[i]!, MigratePfn.MIGRATE) || newPage < 0) {
       if (newPage >= 0) {
         phys.unlockFolio(newPage);
         phys.put(newPage);
       }
+      if (page < 0) continue;
       to = page;
     }
-    const toDevice = isZoneDevicePage(core, to);
-    if (!toDevice) core.lruAdd(to);
-    yield* removeMigrationEntries(core, page, to);
-    if (to !== page) {
-      // The source gives up its identity (the new folio has it now).
-      phys.flags[page]! &= ~(Frame.DIRTY | Frame.REFERENCED);
+    tos[i] = to;
+    if (!isZoneDevicePage(core, to)) core.lruAdd(to);
+  }
+  // Pass 2: remove_migration_ptes — directly, one PTE lock per table, where collect removed
+  // the only mapping; through the rmap otherwise.
+  for (let i = 0; i < n;) {
+    if (tos[i]! < 0) {
+      i++;
+      continue;
     }
+    if (direct?.[i] !== 1) {
+      yield* removeMigrationEntries(core, migratePfnToPfn(src[i]!), tos[i]!);
+      i++;
+      continue;
+    }
+    i = yield* restoreTable(core, args!, src, tos, direct, i);
+  }
+  // Pass 3: unlock and drop the references.
+  for (let i = 0; i < n; i++) {
+    const to = tos[i]!;
+    if (to < 0) continue;
+    const page = migratePfnToPfn(src[i]!);
+    if (to !== page) phys.flags[page]! &= ~(Frame.DIRTY | Frame.REFERENCED); // identity moved
     if (page !== fault) phys.unlockFolio(page);
     phys.put(page); // collect's or the isolation's reference: a migrated source is freed
     if (to !== page) {
@@ -614,6 +642,49 @@ function* deviceFinalize(
       phys.put(to); // the allocation reference: the mappings hold it now
     }
   }
+}
+
+/**
+ * Restores the direct entries from index `i` that share one PTE table, under its lock (the
+ * check of `page_vma_mapped_walk`: the table is still the one linked, the entry is the
+ * migration entry for the source). Returns the next index to handle.
+ */
+function* restoreTable(
+  core: MmCore,
+  args: MigrateVma,
+  src: readonly number[],
+  tos: Int32Array,
+  direct: Uint8Array,
+  i: number,
+): TaskGen<number> {
+  const vma = args.vma!;
+  const mm = vma.mm;
+  const va0 = args.start + i * PAGE_SIZE;
+  const slot = core.pt.lookup(mm, va0);
+  const tableEnd = va0 - (va0 % (512 * PAGE_SIZE)) + 512 * PAGE_SIZE;
+  const n = tos.length;
+  let j = i;
+  const inTable = (k: number): boolean =>
+    k < n && args.start + k * PAGE_SIZE < tableEnd && (tos[k]! < 0 || direct[k] === 1);
+  if (slot === null) {
+    while (inTable(j)) j++; // zapped meanwhile, table and all
+    return j;
+  }
+  const ptl = mm.ptl(slot.tablePfn);
+  yield* ptl.lock();
+  const linked = core.pt.lookup(mm, va0)?.tablePfn === slot.tablePfn;
+  for (; inTable(j); j++) {
+    const to = tos[j]!;
+    if (to < 0 || !linked) continue;
+    const from = migratePfnToPfn(src[j]!);
+    const s = { table: slot.table, tablePfn: slot.tablePfn, index: slot.index + (j - i) };
+    const pte = slot.table[s.index]!;
+    if (!pteIsMigration(pte) || ptePfn(pte) !== from) continue; // zapped meanwhile
+    const toPrivate = deviceMemory(core).pagemap(to)?.type === 'device-private';
+    core.pt.set(mm, s, args.start + j * PAGE_SIZE, mappingOf(core, vma, pte, to, toPrivate));
+  }
+  ptl.unlock();
+  return j;
 }
 
 /**
@@ -632,7 +703,8 @@ function* deviceFinalize(
  * @see __migrate_device_finalize
  */
 export function* migrateVmaFinalize(core: MmCore, args: MigrateVma): TaskGen<void> {
-  yield* deviceFinalize(core, args.src, args.dst, args.npages, args.faultPage ?? -1);
+  yield* deviceFinalize(core, args.src, args.dst, args.npages, args.faultPage ?? -1, args);
+  directRestore.delete(args.src);
   emit(core, 'finalize', args.vma?.mm.id ?? 0, args.start, args.src, args.npages);
 }
 
@@ -705,7 +777,7 @@ export function* migrateDeviceFinalize(
   dst: readonly number[],
   npages: number,
 ): TaskGen<void> {
-  yield* deviceFinalize(core, src, dst, npages, -1);
+  yield* deviceFinalize(core, src, dst, npages, -1, null);
   emit(core, 'finalize', 0, 0, src, npages);
 }
 
@@ -734,6 +806,6 @@ export function* migrateDeviceCoherentFolio(core: MmCore, pfn: number): TaskGen<
   }
   yield* devicePages(core, src, dst, 1, null);
   if (migratePfnHas(src[0]!, MigratePfn.MIGRATE)) phys.copy(pfn, fresh); // folio_copy
-  yield* deviceFinalize(core, src, dst, 1, -1);
+  yield* deviceFinalize(core, src, dst, 1, -1, null);
   return migratePfnHas(src[0]!, MigratePfn.MIGRATE) ? 0 : -Errno.EBUSY;
 }
