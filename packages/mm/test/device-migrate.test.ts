@@ -293,7 +293,7 @@ describe('pages migrate_vma_setup does not migrate (migrate_vma_collect_pmd, mig
     a: number,
     n: number,
     drv: DevmemDriver,
-    flags = MigrateVmaSelect.SYSTEM,
+    flags: number = MigrateVmaSelect.SYSTEM,
   ): TaskGen<MigrateVma | number> {
     const args: MigrateVma = {
       vma: proc.mm.vmas.find(a) ?? null,

@@ -87,10 +87,10 @@ export function* makeDeviceExclusive(
       continue; // goto retry
     }
     // ptep_clear_flush: nuke the entry to get the up-to-date dirty bit.
-    core.pt.set(mm, slot!, va, 0);
+    core.pt.set(mm, slot, va, 0);
     yield* core.tlb.flushRange(mm, va, va + PAGE_SIZE, false);
     if ((pteFlags(pte) & Pte.DIRTY) !== 0) phys.flags[pfn]! |= Frame.DIRTY;
-    core.pt.set(mm, slot!, va, mkDeviceExclusivePte(pfn, (pteFlags(pte) & Pte.SOFT_DIRTY) !== 0));
+    core.pt.set(mm, slot, va, mkDeviceExclusivePte(pfn, (pteFlags(pte) & Pte.SOFT_DIRTY) !== 0));
     ptl!.unlock();
     yield* core.notifiers.invalidateRangeEnd(range);
     return result(pfn);
