@@ -18,6 +18,7 @@ import {
   Map_,
   memremapPages,
   MigratePfn,
+  Mremap,
   migratePfnHas,
   migratePfnToPfn,
   migrateVmaFinalize,
@@ -542,5 +543,36 @@ describe('device-coherent memory (MEMORY_DEVICE_COHERENT) and FOLL_LONGTERM (mm/
       yield* drv.unbind();
     });
     runOk(sim);
+  });
+});
+
+describe('mremap(MREMAP_DONTUNMAP) with device-private pages (mm/mremap.c move_vma)', () => {
+  it('moves the device-private entries to the new range; the old range stays mapped and empty; the pages fault back from the new address', () => {
+    const { sim, proc, core, drv } = world();
+    sim.spawn('app', 0, function* () {
+      const a = yield* filled(proc, 2);
+      yield* drv.bind(proc.mm);
+      yield* drv.migrateToDev(proc.mm, a, 2);
+      const dev = ptePfn(core.pt.pte(proc.mm, a));
+      const b = yield* proc.mremap(
+        a,
+        2 * PAGE_SIZE,
+        2 * PAGE_SIZE,
+        Mremap.MAYMOVE | Mremap.DONTUNMAP,
+      );
+      expect(b).toBeGreaterThan(0);
+      expect(b).not.toBe(a);
+      expect(proc.mm.vmas.find(a)).toBeDefined();
+      expect(core.pt.pte(proc.mm, a)).toBe(0);
+      expect(ptePfn(core.pt.pte(proc.mm, b))).toBe(dev);
+      expect(pteIsDevicePrivate(core.pt.pte(proc.mm, b))).toBe(true);
+      expect(yield* proc.load(a)).toBe(0); // a fresh page
+      expect(yield* proc.load(b + PAGE_SIZE)).toBe(2); // migrate_to_ram at the new address
+      expect(yield* proc.load(b)).toBe(1);
+      expectMapcounts(core, [proc.mm]);
+      yield* drv.unbind();
+    });
+    runOk(sim);
+    expectProjections(sim, core);
   });
 });
