@@ -1,6 +1,6 @@
 // Exploration acceptance of device migration (mm/migrate_device.c migrate_vma_*, mm/memory.c
 // do_swap_page → migrate_to_ram, zap_nonpresent_ptes): a device migrates a region to its
-// device-private memory and back, twice, while another CPU of the process reads every page
+// device-private memory and back while another CPU of the process reads every page
 // (faulting device-private pages back through migrate_to_ram, waiting on migration entries) and
 // the process unmaps the upper half. PCT explores the interleavings; the notifier oracles watch
 // the windows, the driver reports a device page freed while its table maps it, and the scenario
@@ -64,11 +64,9 @@ function scenario(): Scenario {
       for (const o of notifierOracles(sim)) sim.addOracle(o);
       let base = 0;
       const device = function* (): TaskGen<void> {
-        for (let round = 0; round < 2; round++) {
-          yield* drv.migrateToDev(proc.mm, base, PAGES);
-          yield* sim.scheduler.preempt();
-          yield* drv.migrateToSys(proc.mm, base, PAGES);
-        }
+        yield* drv.migrateToDev(proc.mm, base, PAGES);
+        yield* sim.scheduler.preempt();
+        yield* drv.migrateToSys(proc.mm, base, PAGES);
       };
       const reader = function* (): TaskGen<void> {
         for (let p = 0; p < PAGES; p++) {
