@@ -245,11 +245,13 @@ export {
   migrateDeviceFinalize,
   migrateDevicePages,
   migrateDeviceRange,
+} from './internal/device/migrate-range.js';
+export { migrateVmaFinalize } from './internal/device/migrate-finalize.js';
+export {
   MigratePfn,
   migratePfn,
   migratePfnHas,
   migratePfnToPfn,
-  migrateVmaFinalize,
   migrateVmaPages,
   MigrateVmaSelect,
   migrateVmaSetup,

@@ -8,7 +8,7 @@ import type { TaskGen } from '@mmnsim/core';
 import type { MmCore } from '../core.js';
 import { unpinUserPage } from '../gup.js';
 import { isDeviceCoherentPage } from './memremap.js';
-import { migrateDeviceCoherentFolio } from './migrate-device.js';
+import { migrateDeviceCoherentFolio } from './migrate-range.js';
 
 /**
  * `check_and_migrate_movable_pages` for the `n` pages just pinned in `pages`: if none is

@@ -1,9 +1,9 @@
 // Migration of anonymous memory to and from device memory (mm/migrate_device.c, 6.17):
-// migrate_vma_setup/pages/finalize for a driver working on a VMA, migrate_device_range/pages/
-// finalize for a driver evicting its own pages, and migrate_device_coherent_folio for GUP's
-// long-term pins. Its own file: the whole src/dst protocol lives here; migrate.ts (NUMA-style
+// migrate_vma_setup/pages/finalize for a driver working on a VMA, and the unmap, pages and
+// finalize steps that migrate-range.ts (migrate_device_range, migrate_device_coherent_folio)
+// shares. Its own file: the whole src/dst protocol lives here; migrate.ts (NUMA-style
 // migrate_pages of one folio) is a different path with different rules.
-import { Errno, GFP_KERNEL } from '@mmnsim/core';
+import { Errno } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
 import { PAGE_SIZE } from '../constants.js';
 import type { MmCore } from '../core.js';
@@ -122,9 +122,10 @@ export interface MigrateVma {
  * caller holds `mmap_lock`: fork and mremap need it for write), so finalize can restore that
  * entry directly instead of walking the rmap. The result is the rmap walk's.
  */
-const directRestore = new WeakMap<readonly number[], Uint8Array>();
+export const directRestore = new WeakMap<readonly number[], Uint8Array>();
 
-function emit(
+/** Emits `mm.migrate_device` for step `op`, counting the entries still MIGRATE. */
+export function emit(
   core: MmCore,
   op: string,
   mm: number,
@@ -367,7 +368,12 @@ function* tryToMigrateDevicePrivate(core: MmCore, pfn: number): TaskGen<void> {
  * `migrate_device_unmap`: isolate, unmap what collect could not, check the references, and
  * restore the pages that cannot be migrated. Returns the entries still MIGRATE.
  */
-function* deviceUnmap(core: MmCore, src: number[], n: number, fault: number): TaskGen<number> {
+export function* deviceUnmap(
+  core: MmCore,
+  src: number[],
+  n: number,
+  fault: number,
+): TaskGen<number> {
   const phys = core.phys;
   let unmapped = 0;
   let restore = 0;
@@ -442,7 +448,13 @@ export function* removeMigrationEntries(core: MmCore, from: number, to: number):
  * `remove_migration_pte` for one migration entry `entry` of `vma`: the entry mapping `to` that
  * replaces it, with the reference and mapcount it holds taken.
  */
-function mappingOf(core: MmCore, vma: Vma, entry: number, to: number, toPrivate: boolean): number {
+export function mappingOf(
+  core: MmCore,
+  vma: Vma,
+  entry: number,
+  to: number,
+  toPrivate: boolean,
+): number {
   const phys = core.phys;
   phys.get(to);
   phys.mapcount[to]!++;
@@ -521,7 +533,7 @@ function* insertPage(
 }
 
 /** `__migrate_device_pages`: the shared body of {@link migrateVmaPages} and {@link migrateDevicePages}. */
-function* devicePages(
+export function* devicePages(
   core: MmCore,
   src: number[],
   dst: readonly number[],
@@ -585,227 +597,4 @@ function* devicePages(
 export function* migrateVmaPages(core: MmCore, args: MigrateVma): TaskGen<void> {
   yield* devicePages(core, args.src, args.dst, args.npages, args);
   emit(core, 'pages', args.vma?.mm.id ?? 0, args.start, args.src, args.npages);
-}
-
-/** `__migrate_device_finalize`: the shared body of the two finalize calls. */
-function* deviceFinalize(
-  core: MmCore,
-  src: readonly number[],
-  dst: readonly number[],
-  n: number,
-  fault: number,
-  args: MigrateVma | null,
-): TaskGen<void> {
-  const phys = core.phys;
-  const direct = args?.vma != null ? directRestore.get(src) : undefined;
-  // Pass 1: where each source's mappings go; unused destinations are dropped.
-  const tos = new Int32Array(n).fill(-1);
-  for (let i = 0; i < n; i++) {
-    const newPage = migratePfnToPfn(dst[i]!);
-    const page = migratePfnToPfn(src[i]!);
-    let to = newPage;
-    if (page < 0 || !migratePfnHas(src[i]!, MigratePfn.MIGRATE) || newPage < 0) {
-      if (newPage >= 0) {
-        phys.unlockFolio(newPage);
-        phys.put(newPage);
-      }
-      if (page < 0) continue;
-      to = page;
-    }
-    tos[i] = to;
-    if (!isZoneDevicePage(core, to)) core.lruAdd(to);
-  }
-  // Pass 2: remove_migration_ptes — directly, one PTE lock per table, where collect removed
-  // the only mapping; through the rmap otherwise.
-  for (let i = 0; i < n;) {
-    if (tos[i]! < 0) {
-      i++;
-      continue;
-    }
-    if (direct?.[i] !== 1) {
-      yield* removeMigrationEntries(core, migratePfnToPfn(src[i]!), tos[i]!);
-      i++;
-      continue;
-    }
-    i = yield* restoreTable(core, args!, src, tos, direct, i);
-  }
-  // Pass 3: unlock and drop the references.
-  for (let i = 0; i < n; i++) {
-    const to = tos[i]!;
-    if (to < 0) continue;
-    const page = migratePfnToPfn(src[i]!);
-    if (to !== page) phys.flags[page]! &= ~(Frame.DIRTY | Frame.REFERENCED); // identity moved
-    if (page !== fault) phys.unlockFolio(page);
-    phys.put(page); // collect's or the isolation's reference: a migrated source is freed
-    if (to !== page) {
-      phys.unlockFolio(to);
-      phys.put(to); // the allocation reference: the mappings hold it now
-    }
-  }
-}
-
-/**
- * Restores the direct entries from index `i` that share one PTE table, under its lock (the
- * check of `page_vma_mapped_walk`: the table is still the one linked, the entry is the
- * migration entry for the source). Returns the next index to handle.
- */
-function* restoreTable(
-  core: MmCore,
-  args: MigrateVma,
-  src: readonly number[],
-  tos: Int32Array,
-  direct: Uint8Array,
-  i: number,
-): TaskGen<number> {
-  const vma = args.vma!;
-  const mm = vma.mm;
-  const va0 = args.start + i * PAGE_SIZE;
-  const slot = core.pt.lookup(mm, va0);
-  const tableEnd = va0 - (va0 % (512 * PAGE_SIZE)) + 512 * PAGE_SIZE;
-  const n = tos.length;
-  let j = i;
-  const inTable = (k: number): boolean =>
-    k < n && args.start + k * PAGE_SIZE < tableEnd && (tos[k]! < 0 || direct[k] === 1);
-  if (slot === null) {
-    while (inTable(j)) j++; // zapped meanwhile, table and all
-    return j;
-  }
-  const ptl = mm.ptl(slot.tablePfn);
-  yield* ptl.lock();
-  const linked = core.pt.lookup(mm, va0)?.tablePfn === slot.tablePfn;
-  for (; inTable(j); j++) {
-    const to = tos[j]!;
-    if (to < 0 || !linked) continue;
-    const from = migratePfnToPfn(src[j]!);
-    const s = { table: slot.table, tablePfn: slot.tablePfn, index: slot.index + (j - i) };
-    const pte = slot.table[s.index]!;
-    if (!pteIsMigration(pte) || ptePfn(pte) !== from) continue; // zapped meanwhile
-    const toPrivate = deviceMemory(core).pagemap(to)?.type === 'device-private';
-    core.pt.set(mm, s, args.start + j * PAGE_SIZE, mappingOf(core, vma, pte, to, toPrivate));
-  }
-  ptl.unlock();
-  return j;
-}
-
-/**
- * `migrate_vma_finalize`: the end of a migration. For every entry, the migration entries become
- * mappings of the destination (when it is still MIGRATE) or of the source again, the folios are
- * unlocked (the fault page stays locked for its fault path), the source's reference is dropped
- * (freeing a migrated source: a device page goes to its pagemap's `page_free`), and unused
- * destination pages are unlocked and put.
- *
- * The content is the driver's business, as in the kernel: it copies each source into its
- * destination (`core.phys.copy`) between setup and `migrateVmaPages`.
- *
- * Context: `mmap_lock` held for read; may sleep.
- *
- * @see migrate_vma_finalize
- * @see __migrate_device_finalize
- */
-export function* migrateVmaFinalize(core: MmCore, args: MigrateVma): TaskGen<void> {
-  yield* deviceFinalize(core, args.src, args.dst, args.npages, args.faultPage ?? -1, args);
-  directRestore.delete(args.src);
-  emit(core, 'finalize', args.vma?.mm.id ?? 0, args.start, args.src, args.npages);
-}
-
-/**
- * `migrate_device_range`: collects `npages` device pages from `startPfn` for eviction (a driver
- * removing its memory): each page in use is referenced and try-locked (`src[i] =
- * migratePfn(pfn) | MIGRATE`; a free or contended page gives 0), then unmapped from every mm
- * that maps it (`try_to_migrate`) and checked like {@link migrateVmaSetup}. The driver then
- * allocates system pages, copies, and calls {@link migrateDevicePages} and
- * {@link migrateDeviceFinalize}. Returns 0, or -EINVAL for a range that is not device memory
- * or arrays too short.
- *
- * Context: process context, no `mmap_lock` needed; may sleep.
- *
- * @see migrate_device_range
- */
-export function* migrateDeviceRange(
-  core: MmCore,
-  src: number[],
-  startPfn: number,
-  npages: number,
-): TaskGen<number> {
-  if (!Number.isInteger(startPfn) || !Number.isInteger(npages) || npages < 1) return -Errno.EINVAL;
-  if (!Array.isArray(src) || src.length < npages) return -Errno.EINVAL;
-  const phys = core.phys;
-  for (let i = 0; i < npages; i++) if (!isZoneDevicePage(core, startPfn + i)) return -Errno.EINVAL;
-  for (let i = 0; i < npages; i++) {
-    const pfn = startPfn + i;
-    if (phys.refcount[pfn]! <= 0) {
-      src[i] = 0; // folio_try_get failed: a free page
-      continue;
-    }
-    phys.get(pfn);
-    if (!phys.tryLockFolio(pfn)) {
-      phys.put(pfn);
-      src[i] = 0;
-      continue;
-    }
-    src[i] = migratePfn(pfn) + MigratePfn.MIGRATE;
-  }
-  yield* deviceUnmap(core, src, npages, -1);
-  emit(core, 'range', 0, startPfn, src, npages);
-  return 0;
-}
-
-/**
- * `migrate_device_pages`: {@link migrateVmaPages} for entries collected by
- * {@link migrateDeviceRange} (no VMA: no entry without a page).
- *
- * @see migrate_device_pages
- */
-export function* migrateDevicePages(
-  core: MmCore,
-  src: number[],
-  dst: readonly number[],
-  npages: number,
-): TaskGen<void> {
-  yield* devicePages(core, src, dst, npages, null);
-  emit(core, 'pages', 0, 0, src, npages);
-}
-
-/**
- * `migrate_device_finalize`: {@link migrateVmaFinalize} for {@link migrateDeviceRange}.
- *
- * @see migrate_device_finalize
- */
-export function* migrateDeviceFinalize(
-  core: MmCore,
-  src: readonly number[],
-  dst: readonly number[],
-  npages: number,
-): TaskGen<void> {
-  yield* deviceFinalize(core, src, dst, npages, -1, null);
-  emit(core, 'finalize', 0, 0, src, npages);
-}
-
-/**
- * `migrate_device_coherent_folio`: moves one device-coherent page to a new system page (GUP does
- * this before a FOLL_LONGTERM pin; the caller holds a reference it converted from its pin).
- * Returns 0, or -EBUSY if the page could not be unmapped, had extra references, or no system
- * page was free.
- *
- * Context: process context; may sleep (folio lock, notifier, allocation).
- *
- * @see migrate_device_coherent_folio
- */
-export function* migrateDeviceCoherentFolio(core: MmCore, pfn: number): TaskGen<number> {
-  const phys = core.phys;
-  yield* phys.lockFolio(pfn);
-  const src = [migratePfn(pfn) + MigratePfn.MIGRATE];
-  yield* deviceUnmap(core, src, 1, -1);
-  if (!migratePfnHas(src[0]!, MigratePfn.MIGRATE)) return -Errno.EBUSY;
-  const dst = [0];
-  core.kernel.mightAlloc(GFP_KERNEL, 'folio_alloc');
-  const fresh = yield* core.allocFrame('anon');
-  if (fresh >= 0) {
-    phys.tryLockFolio(fresh);
-    dst[0] = migratePfn(fresh);
-  }
-  yield* devicePages(core, src, dst, 1, null);
-  if (migratePfnHas(src[0]!, MigratePfn.MIGRATE)) phys.copy(pfn, fresh); // folio_copy
-  yield* deviceFinalize(core, src, dst, 1, -1, null);
-  return migratePfnHas(src[0]!, MigratePfn.MIGRATE) ? 0 : -Errno.EBUSY;
 }
