@@ -11,6 +11,7 @@ import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchLog } from './log.js';
 import { benchMm } from './mm.js';
+import { benchMigrate } from './mm-migrate.js';
 import { benchMunmap } from './mm-unmap.js';
 import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
@@ -27,6 +28,7 @@ const suites: Record<string, () => Metric[] | Promise<Metric[]>> = {
   srcu: benchSrcu,
   mm: benchMm,
   munmap: benchMunmap,
+  migrate: benchMigrate,
   mmn: benchMmn,
   x86: benchX86Tlb,
   kvm: benchKvm,

@@ -251,3 +251,62 @@ export {
   setPagesArrayUc,
   setPagesArrayWb,
 } from './internal/cache/set-memory.js';
+// Device memory (ZONE_DEVICE), device migration, device-exclusive entries, pagemap, file I/O.
+export {
+  mkDeviceExclusivePte,
+  mkDevicePrivatePte,
+  pteIsDeviceEntry,
+  pteIsDeviceExclusive,
+  pteIsDevicePrivate,
+  pteIsWritableDevicePrivate,
+} from './internal/device/entries.js';
+export { makeDeviceExclusive } from './internal/device/exclusive.js';
+export { checkAndMigrateMovablePages } from './internal/device/gup-longterm.js';
+export {
+  deviceMemory,
+  DeviceMemory,
+  DevPagemap,
+  isDeviceCoherentPage,
+  isDevicePrivatePage,
+  isZoneDevicePage,
+  MEMORY_TYPES,
+  memremapPages,
+  memunmapPages,
+  pagePgmap,
+  zoneDevicePageInit,
+} from './internal/device/memremap.js';
+export type {
+  DeviceFault,
+  DevPagemapInit,
+  DevPagemapOps,
+  MemoryType,
+} from './internal/device/memremap.js';
+export {
+  migrateDeviceCoherentFolio,
+  migrateDeviceFinalize,
+  migrateDevicePages,
+  migrateDeviceRange,
+} from './internal/device/migrate-range.js';
+export { migrateVmaFinalize } from './internal/device/migrate-finalize.js';
+export {
+  MigratePfn,
+  migratePfn,
+  migratePfnHas,
+  migratePfnToPfn,
+  migrateVmaPages,
+  MigrateVmaSelect,
+  migrateVmaSetup,
+  removeMigrationEntries,
+} from './internal/device/migrate-device.js';
+export type { MigrateVma } from './internal/device/migrate-device.js';
+export { devmapProjection, liveDevmapView } from './internal/device/projection.js';
+export type { DevmapView, DevPagemapView } from './internal/device/projection.js';
+export { filePread, filePwrite } from './internal/file-io.js';
+export {
+  decodePagemap,
+  MAX_SWAPFILES_SHIFT,
+  PagemapBits,
+  pagemapRead,
+  SwpType,
+} from './internal/pagemap.js';
+export type { PagemapEntry, PagemapOptions } from './internal/pagemap.js';

@@ -171,12 +171,13 @@ describe('mremap (notifier-core.md §7 row 14)', () => {
     runOk(sim);
   });
 
-  it('-EINVAL for unknown flags (and for MREMAP_DONTUNMAP, not modelled)', () => {
+  it('-EINVAL for unknown flags, and for MREMAP_DONTUNMAP without MAYMOVE or with different lengths (check_mremap_params)', () => {
     const { sim, proc } = setup();
     sim.spawn('app', 0, function* () {
       const a = yield* proc.mmap(0, PAGE_SIZE, RW, ANON);
       expect(yield* proc.mremap(a, PAGE_SIZE, PAGE_SIZE, 0x10)).toBe(-Errno.EINVAL);
-      expect(yield* proc.mremap(a, PAGE_SIZE, PAGE_SIZE, MAYMOVE | Mremap.DONTUNMAP)).toBe(
+      expect(yield* proc.mremap(a, PAGE_SIZE, PAGE_SIZE, Mremap.DONTUNMAP)).toBe(-Errno.EINVAL);
+      expect(yield* proc.mremap(a, PAGE_SIZE, 2 * PAGE_SIZE, MAYMOVE | Mremap.DONTUNMAP)).toBe(
         -Errno.EINVAL,
       );
     });

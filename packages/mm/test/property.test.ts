@@ -33,6 +33,8 @@ import { liveView, mmProjection } from '../src/internal/projection.js';
 import type { MmView } from '../src/internal/projection.js';
 import { pteMapsPage } from '../src/internal/pte.js';
 import { Madv, mmgetNotZero, mmput } from '../src/internal/unmap.js';
+import { pteIsDeviceEntry } from '../src/internal/device/entries.js';
+import { DevmemDriver } from './fixtures/devmem-driver.js';
 import { ANON, implemented, RW } from './gup-support.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -64,7 +66,8 @@ type Op =
       longterm: boolean;
     }
   | { k: 'unpin'; t: number; i: number; dirty: boolean }
-  | { k: 'hmm'; t: number; p: number; r: number; off: number; len: number; req: number };
+  | { k: 'hmm'; t: number; p: number; r: number; off: number; len: number; req: number }
+  | { k: 'devmig'; t: number; p: number; r: number; off: number; len: number; dir: number };
 
 type Kind = Op['k'];
 
@@ -284,6 +287,22 @@ const arbitraries: { k: Kind; w: number; a: fc.Arbitrary<Op> }[] = [
   },
 ];
 
+// Device memory (mm/migrate_device.c, make_device_exclusive): to device, back, exclusive.
+arbitraries.push({
+  k: 'devmig',
+  w: 6,
+  a: fc.record({
+    k: fc.constant('devmig' as const),
+    t: task,
+    p: small(7),
+    r: small(7),
+    off: small(15),
+    len: fc.integer({ min: 1, max: 4 }),
+    dir: small(2),
+  }),
+});
+available.add('devmig');
+
 const opArb = fc.oneof(
   ...arbitraries.filter((x) => available.has(x.k)).map((x) => ({ arbitrary: x.a, weight: x.w })),
 );
@@ -355,7 +374,7 @@ function frameProblems(core: MmCore, held: number[], pinned: number[]): string[]
         if (level > 0) {
           tables[ptePfn(e)] = 1;
           walk(ptePfn(e), level - 1);
-        } else if (pteMapsPage(e)) {
+        } else if (pteMapsPage(e) || pteIsDeviceEntry(e)) {
           if (ptePfn(e) !== PhysMem.ZERO_PFN) maps[ptePfn(e)]!++;
         } else if (pteIsSwap(e)) {
           slots.set(ptePfn(e), (slots.get(ptePfn(e)) ?? 0) + 1);
@@ -383,6 +402,10 @@ function frameProblems(core: MmCore, held: number[], pinned: number[]): string[]
       continue;
     }
     if ((f & Frame.LOCKED) !== 0) out.push(`folio lock left held: ${desc}`);
+    if ((f & Frame.DEVICE) !== 0 && rc === 0) {
+      if (mc !== 0 || maps[pfn] !== 0 || pc !== 0) out.push(`free device page ${desc}`);
+      continue;
+    }
     if ((f & Frame.PAGETABLE) !== 0) {
       if (rc !== 1 || mc !== 0 || tables[pfn] !== 1)
         out.push(`page table ${desc}, linked ${tables[pfn]}`);
@@ -465,6 +488,7 @@ function runWorkload(seed: number, tasks: number, ops: Op[]): Outcome {
   const held: number[] = [];
   const pinned: number[] = [];
   const problems: string[] = [];
+  const device = new DevmemDriver(sim, 'devmem0', 'device-private', 24, false);
   let inFlight = 0;
   let done = 0;
 
@@ -601,6 +625,17 @@ function runWorkload(seed: number, tasks: number, ops: Op[]): Outcome {
           for (let i = 0; i < n; i++) (op.k === 'gup' ? held : pinned).push(pages[i]!);
           break;
         }
+        case 'devmig': {
+          const rg = regionOf(ps, op.r);
+          if (rg === undefined) break;
+          const off = op.off % rg.pages;
+          const len = Math.min(op.len, rg.pages - off);
+          const start = rg.addr + off * PAGE_SIZE;
+          if (op.dir === 0) yield* device.migrateToDev(mm, start, len);
+          else if (op.dir === 1) yield* device.migrateToSys(mm, start, len);
+          else yield* device.exclusive(mm, start, len);
+          break;
+        }
         case 'hmm': {
           const rg = regionOf(ps, op.r);
           if (rg === undefined) break;
@@ -696,6 +731,7 @@ function runWorkload(seed: number, tasks: number, ops: Op[]): Outcome {
   // After every exit only page-cache pages remain.
   for (let pfn = 1; pfn < core.phys.total; pfn++) {
     const f = core.phys.flags[pfn]!;
+    if ((f & Frame.DEVICE) !== 0 && core.phys.refcount[pfn] === 0) continue; // a free device page
     if ((f & Frame.FREE) === 0 && (f & Frame.FILE) === 0)
       problems.push(
         `end: frame ${pfn} (flags 0x${f.toString(16)}) still allocated after every exit`,

@@ -20,6 +20,8 @@ import {
 } from './pte.js';
 import { Vm } from './vma.js';
 import type { Vma } from './vma.js';
+import { pteIsDeviceEntry } from './device/entries.js';
+import { doDeviceEntryFault } from './device/hooks.js';
 
 /**
  * Result of a page fault (`vm_fault_t`, reduced): `'ok'` (the PTE now allows the access),
@@ -92,6 +94,9 @@ export function* handleMmFault(
       : yield* doFileFault(core, mm, vma, addr, slot, flags);
   } else if (pteIsSwap(orig)) {
     r = yield* doSwapPage(core, mm, vma, addr, slot, orig);
+  } else if (pteIsDeviceEntry(orig)) {
+    // do_swap_page: device-private → migrate_to_ram; device-exclusive → restore the PTE.
+    r = yield* doDeviceEntryFault(core, mm, vma, addr, slot, orig, flags);
   } else if (pteIsMigration(orig)) {
     // migration_entry_wait: sleep until the folio under migration is unlocked, then retry.
     yield* core.phys.waitUnlocked(ptePfn(orig));

@@ -20,6 +20,8 @@ import {
   pteWithFlags,
 } from './pte.js';
 import { mmput } from './unmap.js';
+import { pteIsDeviceEntry } from './device/entries.js';
+import { copyDeviceEntry } from './device/hooks.js';
 import { Vm, Vma } from './vma.js';
 
 /**
@@ -70,6 +72,7 @@ function copyOnePte(
   const cow = src.cow;
   let pte = srcSlot.table[srcSlot.index]!;
   if (pte === PTE_NONE) return 'copied';
+  if (pteIsDeviceEntry(pte)) pte = copyDeviceEntry(core, parent, src, srcSlot, va, pte);
   if (!pteMapsPage(pte)) {
     // copy_nonpresent_pte (a PROT_NONE entry maps its page: it is copied as present ones are).
     if (pteIsSwap(pte)) {

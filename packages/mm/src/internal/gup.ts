@@ -9,6 +9,7 @@ import { Pte, pteFlags, pteIsProtNone, ptePfn, ptePresent } from './pte.js';
 import { mmgetNotZero, mmput } from './unmap.js';
 import { Vm } from './vma.js';
 import type { Vma } from './vma.js';
+import { gupLongtermLocked } from './device/gup-longterm.js';
 
 /**
  * `FOLL_*` flags of the get_user_pages family, with the values of `include/linux/mm.h` from
@@ -270,7 +271,10 @@ export function* getUserPages(
  *
  * FOLL_LONGTERM: the kernel first migrates pages out of ZONE_MOVABLE and CMA so that a
  * long-term pin does not block memory hot-unplug or CMA allocations, and refuses fs-DAX
- * mappings. The model has no zones and no DAX, so FOLL_LONGTERM changes nothing here.
+ * mappings. The model has no zones and no DAX; what it does model is the device-memory rule:
+ * device-coherent pages are migrated to system memory and the range pinned again
+ * (`check_and_migrate_movable_pages`), and device-private pages are faulted back through
+ * `migrate_to_ram` before they could be pinned.
  *
  * Context: as {@link getUserPages}: mmap_lock held by the caller, may sleep.
  *
@@ -294,6 +298,12 @@ export function* pinUserPages(
   if (flags < 0 || badCount(nrPages)) return -Errno.EINVAL;
   core.kernel.mightSleep('pin_user_pages_remote');
   mmapAssertLocked(core, mm, 'pin_user_pages_remote');
+  if ((flags & Foll.LONGTERM) !== 0)
+    return yield* gupLongtermLocked(
+      core,
+      () => getUserPagesCore(core, mm, start, nrPages, flags, pages),
+      pages,
+    );
   return yield* getUserPagesCore(core, mm, start, nrPages, flags, pages);
 }
 
@@ -320,7 +330,14 @@ export function* pinUserPagesFast(
   if (flags < 0 || badCount(nrPages)) return -Errno.EINVAL;
   core.kernel.mightSleep('pin_user_pages_fast');
   yield* mm.mmapLock.downRead();
-  const r = yield* getUserPagesCore(core, mm, start, nrPages, flags, pages);
+  const r =
+    (flags & Foll.LONGTERM) !== 0
+      ? yield* gupLongtermLocked(
+          core,
+          () => getUserPagesCore(core, mm, start, nrPages, flags, pages),
+          pages,
+        )
+      : yield* getUserPagesCore(core, mm, start, nrPages, flags, pages);
   mm.mmapLock.upRead();
   return r;
 }

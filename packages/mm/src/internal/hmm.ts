@@ -17,6 +17,8 @@ import {
   ptePresent,
 } from './pte.js';
 import { Vm } from './vma.js';
+import { pteIsDeviceEntry } from './device/entries.js';
+import { hmmOwnDevicePrivate } from './device/hooks.js';
 import type { Vma } from './vma.js';
 
 /**
@@ -123,8 +125,9 @@ export interface HmmRange {
   /** Which per-page request bits count (`pfn_flags_mask`; 0 = only `defaultFlags`). */
   readonly pfnFlagsMask: number;
   /**
-   * `dev_private_owner`: device-private pages of this owner are reported rather than faulted
-   * back. The model has no device-private memory yet, so it is unused.
+   * `dev_private_owner`: device-private pages of this owner (`pgmap->owner`) are reported as
+   * `pfn | VALID [| WRITE]` rather than faulted back; those of any other owner are faulted back
+   * to system memory (through `migrate_to_ram`) when a fault is requested.
    */
   readonly devPrivateOwner?: unknown;
 }
@@ -233,12 +236,18 @@ function* handlePte(w: Walk, vma: Vma, addr: number, end: number, pte: number): 
     return 0;
   }
   if (!ptePresent(pte)) {
+    // Device-private pages of the caller's dev_private_owner are reported, not faulted back.
+    const own = hmmOwnDevicePrivate(w.core, pte, range.devPrivateOwner);
+    if (own >= 0) {
+      range.hmmPfns[i] = ptePfn(pte) + HmmPfn.VALID + (own === 1 ? HmmPfn.WRITE : 0);
+      return 0;
+    }
     const need = pteNeedFault(range, req, 0);
     if (need === 0) {
       range.hmmPfns[i] = 0;
       return 0;
     }
-    if (pteIsSwap(pte)) return yield* vmaFault(w, vma, addr, end, need);
+    if (pteIsSwap(pte) || pteIsDeviceEntry(pte)) return yield* vmaFault(w, vma, addr, end, need);
     if (pteIsMigration(pte)) {
       w.last = addr;
       yield* w.core.phys.waitUnlocked(ptePfn(pte)); // migration_entry_wait

@@ -10,6 +10,7 @@ import { Pte, PTE_NONE } from './pte.js';
 import { pteSpans, unmapRegionLocked } from './unmap.js';
 import type { PteSpan } from './unmap.js';
 import { Vma } from './vma.js';
+import { mremapDontUnmap } from './mremap-dontunmap.js';
 
 /**
  * `MREMAP_*` flags of `doMremap`.
@@ -20,13 +21,17 @@ export const Mremap = {
   MAYMOVE: 1,
   /** `MREMAP_FIXED`: move to exactly `newAddr` (replacing what is there); needs MAYMOVE. */
   FIXED: 2,
-  /** `MREMAP_DONTUNMAP`: not modelled — always -EINVAL here. */
+  /**
+   * `MREMAP_DONTUNMAP`: move the pages but leave the old range mapped (and empty); needs
+   * MAYMOVE and equal lengths (see `mremap-dontunmap.ts`).
+   */
   DONTUNMAP: 4,
 } as const;
 
 /**
  * `mremap(oldAddr, oldLen, newLen, flags, newAddr)`: the (new) address, or:
- * - -EINVAL: unknown flags or MREMAP_DONTUNMAP (not modelled); `oldAddr` not page aligned;
+ * - -EINVAL: unknown flags; MREMAP_DONTUNMAP without MAYMOVE or with different lengths, or on
+ *   a VM_PFNMAP mapping; `oldAddr` not page aligned;
  *   `newLen` 0 or beyond TASK_SIZE; with FIXED: `newAddr` unaligned or the new range past
  *   TASK_SIZE, FIXED without MAYMOVE, or the new range overlapping the old; `oldLen` 0 (the
  *   "duplicate a shared mapping" special case is not modelled);
@@ -58,7 +63,6 @@ export function* doMremap(
 ): TaskGen<number> {
   const E = Errno;
   if (!Number.isInteger(flags) || flags < 0 || (flags & ~0x7) !== 0) return -E.EINVAL;
-  if ((flags & Mremap.DONTUNMAP) !== 0) return -E.EINVAL;
   if (!Number.isInteger(oldAddr) || oldAddr < 0 || oldAddr % PAGE_SIZE !== 0) return -E.EINVAL;
   if (!Number.isInteger(oldLen) || !Number.isInteger(newLen)) return -E.EINVAL;
   const nlen = pageAlignUp(newLen);
@@ -74,6 +78,8 @@ export function* doMremap(
   if (oldLen < 0) return -E.EFAULT;
   const olen = pageAlignUp(oldLen);
   if (fixed && newAddr < oldAddr + olen && oldAddr < newAddr + nlen) return -E.EINVAL;
+  if ((flags & Mremap.DONTUNMAP) !== 0)
+    return yield* mremapDontUnmap(core, mm, oldAddr, olen, nlen, mayMove, fixed ? newAddr : -1);
   yield* mm.mmapLock.downWrite();
   const r = yield* mremapLocked(core, mm, oldAddr, olen, nlen, mayMove, fixed ? newAddr : -1);
   mm.mmapLock.upWrite();
@@ -157,7 +163,7 @@ function* moveVma(
  *
  * @see move_page_tables
  */
-function* movePageTables(
+export function* movePageTables(
   core: MmCore,
   src: Vma,
   oldAddr: number,

@@ -27,6 +27,11 @@ export const Frame = {
   LRU: 0x200,
   /** Allocated for a device or kernel use that reclaim must not touch. */
   KERNEL: 0x400,
+  /**
+   * A ZONE_DEVICE page of a driver's `dev_pagemap` (`memremap_pages`): never on the free list;
+   * its last reference calls the pagemap's `page_free` instead (`free_zone_device_folio`).
+   */
+  DEVICE: 0x100000,
 } as const;
 
 /** What a frame is used for, for events and reports. */
@@ -178,8 +183,65 @@ export class PhysMem {
       throw new KernelBug(
         `freeing frame ${pfn} that is still mapped ${this.mapcount[pfn]} time(s)`,
       );
+    if ((this.flags[pfn]! & Frame.DEVICE) !== 0 && this.zoneDeviceFree !== null) {
+      this.zoneDeviceFree(pfn); // free_zone_device_folio: back to the driver, not the free list
+      return true;
+    }
     this.release(pfn);
     return true;
+  }
+
+  /**
+   * Called instead of freeing when the last reference to a {@link Frame.DEVICE} frame goes
+   * (`free_zone_device_folio`); installed by the device-memory registry (`device/memremap.ts`).
+   */
+  zoneDeviceFree: ((pfn: number) => void) | null = null;
+
+  /**
+   * Takes `count` contiguous free frames off the free list, from the top of physical memory
+   * down, for a driver's device memory (`memremap_pages` of a range that is not system RAM:
+   * the model carves it out of the frame array). Each frame gets `flags`, refcount 0 and an
+   * `mm.frame.alloc` event of kind `'device'`. Returns the first frame, or -1 if no run of
+   * `count` free frames exists.
+   */
+  reserveRange(count: number, flags: number): number {
+    let start = -1;
+    for (let hi = this.total - 1, run = 0; hi >= 1; hi--) {
+      run = this.isFree(hi) ? run + 1 : 0;
+      if (run === count) {
+        start = hi;
+        break;
+      }
+    }
+    if (start < 0) return -1;
+    let top = 0;
+    for (let i = 0; i < this.freeTop; i++) {
+      const p = this.freeList[i]!;
+      if (p < start || p >= start + count) this.freeList[top++] = p;
+    }
+    this.freeTop = top;
+    const bus = this.kernel.bus;
+    for (let pfn = start; pfn < start + count; pfn++) {
+      this.flags[pfn] = flags;
+      this.refcount[pfn] = 0;
+      this.mapcount[pfn] = 0;
+      this.pincount[pfn] = 0;
+      this.mapping[pfn] = 0;
+      this.index[pfn] = 0;
+      this.generation[pfn] = (this.generation[pfn]! + 1) >>> 0;
+      this.content[pfn] = undefined;
+      if (bus.wants('mm.frame.alloc'))
+        bus.emit('mm.frame.alloc', { pfn, kind: 'device', gen: this.generation[pfn]! });
+    }
+    return start;
+  }
+
+  /** Gives frames taken by {@link PhysMem.reserveRange} back to the free list (`memunmap_pages`). */
+  unreserveRange(start: number, count: number): void {
+    for (let pfn = start + count - 1; pfn >= start; pfn--) {
+      this.flags[pfn] = 0;
+      this.release(pfn);
+    }
   }
 
   private release(pfn: number): void {

@@ -183,6 +183,7 @@ export function mmProjection(): Projection<MmView> {
 
 /** The kind string `mm.frame.alloc` reports for a frame's {@link Frame} bits. */
 function kindOf(flags: number): string {
+  if ((flags & Frame.DEVICE) !== 0) return 'device';
   if ((flags & Frame.ANON) !== 0) return 'anon';
   if ((flags & Frame.FILE) !== 0) return 'file';
   if ((flags & Frame.PAGETABLE) !== 0) return 'pagetable';

@@ -34,6 +34,13 @@ export const Pte = {
    * (PRESENT is clear). The kernel's `pte_present()` is true for it: see {@link pteMapsPage}.
    */
   PROTNONE: 0x080,
+  /**
+   * Non-present tag: a device-private entry (`SWP_DEVICE_WRITE`/`SWP_DEVICE_READ`): the pfn of a
+   * ZONE_DEVICE page the CPU cannot address, with WRITE kept (see `device/entries.ts`).
+   */
+  DEVICE_PRIVATE: 0x008,
+  /** Non-present tag: a device-exclusive entry (`SWP_DEVICE_EXCLUSIVE`) for the pfn of an anonymous page. */
+  DEVICE_EXCLUSIVE: 0x010,
 } as const;
 
 /** The empty PTE (`pte_none`). */
@@ -126,5 +133,8 @@ export function describePte(pte: number): string {
   if ((f & Pte.SWAP) !== 0) return `swap ${n}`;
   if ((f & Pte.MIGRATION) !== 0)
     return `migration pfn 0x${n.toString(16)}${(f & Pte.WRITE) !== 0 ? ' w' : ''}`;
+  if ((f & Pte.DEVICE_PRIVATE) !== 0)
+    return `device-private pfn 0x${n.toString(16)}${(f & Pte.WRITE) !== 0 ? ' w' : ''}`;
+  if ((f & Pte.DEVICE_EXCLUSIVE) !== 0) return `device-exclusive pfn 0x${n.toString(16)}`;
   return `0x${pte.toString(16)}`;
 }

@@ -9,6 +9,8 @@ import { NotifierRange } from './notifier.js';
 import { Frame, PhysMem } from './physmem.js';
 import { Pte, PTE_NONE } from './pte.js';
 import { Vm } from './vma.js';
+import { pteIsDeviceEntry } from './device/entries.js';
+import { zapDeviceEntry } from './device/hooks.js';
 import type { Vma } from './vma.js';
 
 /**
@@ -133,6 +135,8 @@ function zapEntries(
       }
     } else if ((f & Pte.SWAP) !== 0) {
       core.swap.free(n); // free_swap_and_cache
+    } else if (pteIsDeviceEntry(pte)) {
+      zapDeviceEntry(core, n); // zap_nonpresent_ptes: device-private / device-exclusive
     }
     // A migration entry is just cleared: the folio under migration holds its own references
     // (the migration code's), and restoring the mapping must find the entry gone.
