@@ -5,6 +5,7 @@ import type { MmCore } from './core.js';
 import type { SimFile } from './file.js';
 import type { MmStruct } from './mm.js';
 import { handleMmFault } from './fault.js';
+import { hugetlbMmapCheck, hugetlbMmapPrepare, MAP_HUGETLB } from './huge/hugetlb.js';
 import { unmapRegionLocked } from './unmap.js';
 import { Vm, Vma } from './vma.js';
 
@@ -180,7 +181,12 @@ export function* doMmap(
   if (offset % PAGE_SIZE !== 0) return -E.EINVAL;
   const fixed = (flags & (Map_.FIXED | Map_.FIXED_NOREPLACE)) !== 0;
   if (fixed && addr % PAGE_SIZE !== 0) return -E.EINVAL;
-  const size = pageAlignUp(len);
+  const hugetlb = (flags & MAP_HUGETLB) !== 0;
+  const hlen = hugetlb
+    ? hugetlbMmapCheck(addr, len, flags, fixed, (flags & Map_.ANONYMOUS) !== 0)
+    : len;
+  if (hlen < 0) return hlen;
+  const size = pageAlignUp(hlen);
   if (size > TASK_SIZE) return -E.ENOMEM;
   const anonymous = (flags & Map_.ANONYMOUS) !== 0;
   if (!anonymous && file === null) return -E.EBADF;
@@ -229,6 +235,14 @@ export function* doMmap(
     anonymous && !shared ? start / PAGE_SIZE : pgoff,
   );
   core.kernel.mightAlloc(GFP_KERNEL, 'vm_area_alloc');
+  if (hugetlb) {
+    const e = hugetlbMmapPrepare(core, vma, fixed, (flags & Map_.NORESERVE) !== 0);
+    if (e !== 0) {
+      mm.mmapLock.upWrite();
+      return e;
+    }
+    start = vma.start;
+  }
   insertVma(core, vma);
   if ((flags & Map_.POPULATE) !== 0) {
     const write = (prot & Prot.WRITE) !== 0 && !shared;

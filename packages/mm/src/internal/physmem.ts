@@ -27,6 +27,8 @@ export const Frame = {
   LRU: 0x200,
   /** Allocated for a device or kernel use that reclaim must not touch. */
   KERNEL: 0x400,
+  /** The head frame of a large folio (`PG_head`); its tails are in {@link PhysMem.headOf}. */
+  HEAD: 0x800,
 } as const;
 
 /** What a frame is used for, for events and reports. */
@@ -70,6 +72,13 @@ export class PhysMem {
   readonly index: Float64Array;
   /** Allocation generation: bumped on every allocation, so a stale (pfn, gen) pair is detectable. */
   readonly generation: Uint32Array;
+  /**
+   * For a tail frame of a large folio, its head frame (`compound_head`); 0 for every other
+   * frame. References (`folio_get`/`folio_put`) on a tail go to the head.
+   */
+  readonly headOf: Int32Array;
+  /** Order of each large folio by head frame (`folio_order`); absent for order-0 frames. */
+  readonly folioOrder = new Map<number, number>();
   /** Entries of page-table frames (512 per table page). */
   readonly tables: (Float64Array | undefined)[] = [];
   private readonly content: (Uint32Array | Sparse | undefined)[] = [];
@@ -101,6 +110,7 @@ export class PhysMem {
     this.index = new Float64Array(total);
     this.generation = new Uint32Array(total);
     this.freeList = new Int32Array(total);
+    this.headOf = new Int32Array(total);
     // Fill so that the lowest frame numbers come out first.
     let top = 0;
     for (let pfn = total - 1; pfn >= 1; pfn--) {
@@ -154,9 +164,52 @@ export class PhysMem {
     return pfn;
   }
 
+  /**
+   * Takes `2^order` naturally aligned free frames as one large folio (`folio_alloc` of a
+   * compound page): the head has refcount 1 and {@link Frame.HEAD}, every tail points at it in
+   * {@link PhysMem.headOf}; all frames get state `kind` and zeroed content. The search starts
+   * at the top of memory (order-0 allocations come from the bottom). Returns the head, or -1
+   * when no aligned run is free (the caller falls back to small pages or fails).
+   */
+  allocLarge(order: number, kind: FrameKind): number {
+    const n = 2 ** order;
+    const flags = this.flags;
+    let head = -1;
+    for (let b = Math.floor(this.total / n) - 1; b >= 0 && head < 0; b--) {
+      let ok = b > 0;
+      for (let i = n - 1; ok && i >= 0; i--) if ((flags[b * n + i]! & Frame.FREE) === 0) ok = false;
+      if (ok) head = b * n;
+    }
+    if (head < 0) return -1;
+    let w = 0;
+    for (let r = 0; r < this.freeTop; r++) {
+      const f = this.freeList[r]!;
+      if (f < head || f >= head + n) this.freeList[w++] = f;
+    }
+    this.freeTop = w;
+    for (let pfn = head + n - 1; pfn >= head; pfn--) {
+      this.freeList[this.freeTop++] = pfn;
+      this.alloc(kind);
+      if (pfn !== head) {
+        this.refcount[pfn] = 0;
+        this.headOf[pfn] = head;
+      }
+    }
+    this.flags[head]! |= Frame.HEAD;
+    this.folioOrder.set(head, order);
+    return head;
+  }
+
+  /** The head frame of the folio `pfn` belongs to (`page_folio`): `pfn` itself unless a tail. */
+  folioOf(pfn: number): number {
+    const h = this.headOf[pfn]!;
+    return h === 0 ? pfn : h;
+  }
+
   /** Takes a reference (`folio_get`). */
   get(pfn: number): void {
     if (pfn === PhysMem.ZERO_PFN) return;
+    if (this.headOf[pfn] !== 0) pfn = this.headOf[pfn]!;
     if (this.refcount[pfn]! <= 0)
       throw new KernelBug(
         `folio_get on frame ${pfn} with refcount ${this.refcount[pfn]} (use after free)`,
@@ -170,6 +223,7 @@ export class PhysMem {
    */
   put(pfn: number): boolean {
     if (pfn === PhysMem.ZERO_PFN) return false;
+    if (this.headOf[pfn] !== 0) pfn = this.headOf[pfn]!;
     const r = --this.refcount[pfn]!;
     if (r > 0) return false;
     if (r < 0 || this.isFree(pfn))
@@ -178,6 +232,24 @@ export class PhysMem {
       throw new KernelBug(
         `freeing frame ${pfn} that is still mapped ${this.mapcount[pfn]} time(s)`,
       );
+    const order = this.folioOrder.get(pfn);
+    if (order !== undefined) {
+      // A large folio goes back whole (`free_frozen_pages` of the compound page).
+      const n = 2 ** order;
+      for (let i = 1; i < n; i++) {
+        if (this.mapcount[pfn + i]! > 0)
+          throw new KernelBug(
+            `freeing large folio ${pfn} whose page ${pfn + i} is still mapped ${this.mapcount[pfn + i]} time(s)`,
+          );
+      }
+      this.folioOrder.delete(pfn);
+      this.flags[pfn]! &= ~Frame.HEAD;
+      for (let i = n - 1; i >= 1; i--) {
+        this.headOf[pfn + i] = 0;
+        this.flags[pfn + i]! &= ~Frame.LOCKED;
+        this.release(pfn + i);
+      }
+    }
     this.release(pfn);
     return true;
   }
@@ -207,7 +279,8 @@ export class PhysMem {
 
   /** Writes word `word` of frame `pfn` (a 32-bit value). */
   write(pfn: number, word: number, value: number): void {
-    if (pfn === PhysMem.ZERO_PFN) throw new KernelBug('write to the shared zero page');
+    if (pfn === PhysMem.ZERO_PFN || (this.flags[pfn]! & Frame.ZERO) !== 0)
+      throw new KernelBug(`write to a zero page (frame ${pfn})`);
     const v = value >>> 0;
     let c = this.content[pfn];
     if (c === undefined) {
