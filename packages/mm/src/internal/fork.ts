@@ -177,12 +177,7 @@ function* copyPteRange(
  * `copy_hugetlb_page_range` with its CLEAR window on the parent over the VMA (a private
  * mapping's leaves are write-protected on both sides).
  */
-function* forkHugetlb(
-  core: MmCore,
-  parent: MmStruct,
-  child: MmStruct,
-  src: Vma,
-): TaskGen<number> {
+function* forkHugetlb(core: MmCore, parent: MmStruct, child: MmStruct, src: Vma): TaskGen<number> {
   const range = new NotifierRange('CLEAR', parent, src.start, src.end);
   yield* core.notifiers.invalidateRangeStart(range);
   const r = yield* copyHugetlbRange(core, parent, child, src);

@@ -135,7 +135,8 @@ function followHugePmd(core: MmCore, mm: MmStruct, addr: number, flags: number):
   const write = (flags & Foll.WRITE) !== 0;
   if (write && (pteFlags(pmd) & Pte.WRITE) === 0) return -1;
   const head = ptePfn(pmd);
-  if (isHugeZero(core, head)) return (flags & (Foll.PIN | Foll.WRITE)) !== 0 ? -1 : PhysMem.ZERO_PFN;
+  if (isHugeZero(core, head))
+    return (flags & (Foll.PIN | Foll.WRITE)) !== 0 ? -1 : PhysMem.ZERO_PFN;
   const pfn = head + Math.floor((addr % PMD_SIZE) / PAGE_SIZE);
   const phys = core.phys;
   if ((flags & (Foll.PIN | Foll.GET)) !== 0) phys.get(pfn);

@@ -262,7 +262,13 @@ function* handlePte(w: Walk, vma: Vma, addr: number, end: number, pte: number): 
  * if the request needs more; a non-present leaf (PROT_NONE, or a split in progress) faults if
  * asked, else reports 0.
  */
-function* handlePmdLeaf(w: Walk, vma: Vma, addr: number, end: number, pmd: number): TaskGen<number> {
+function* handlePmdLeaf(
+  w: Walk,
+  vma: Vma,
+  addr: number,
+  end: number,
+  pmd: number,
+): TaskGen<number> {
   const range = w.range;
   const f = pteFlags(pmd);
   const present = (f & Pte.PRESENT) !== 0;
@@ -273,8 +279,7 @@ function* handlePmdLeaf(w: Walk, vma: Vma, addr: number, end: number, pmd: numbe
     fill(range, addr, end, 0);
     return 0;
   }
-  const flags =
-    (cpu & HI_WRITE) !== 0 ? HmmPfn.VALID + HmmPfn.WRITE : HmmPfn.VALID;
+  const flags = (cpu & HI_WRITE) !== 0 ? HmmPfn.VALID + HmmPfn.WRITE : HmmPfn.VALID;
   const order = HPAGE_PMD_ORDER * UNIT;
   for (let a = addr, i = (addr - range.start) / PAGE_SIZE; a < end; a += PAGE_SIZE, i++)
     range.hmmPfns[i] = pmdLeafPfnAt(pmd, a) + flags + order;
