@@ -224,9 +224,10 @@ export function* gupFast(
       tablePfn = ptePfn(e);
     }
   }
+  // The walk is over before the section ends: tables waiting for this walker go now.
+  if (bus.wants('mm.gup_fast.end')) bus.emit('mm.gup_fast.end', { mm: mm.id, pages: out.length });
   rcu.exit(me);
   k.localIrqRestore();
-  if (bus.wants('mm.gup_fast.end')) bus.emit('mm.gup_fast.end', { mm: mm.id, pages: out.length });
   return out;
 }
 
