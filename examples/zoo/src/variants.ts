@@ -11,6 +11,7 @@ import { MiniOdpDevice, miniOdpPlugin } from './mini-odp.js';
 import type { OdpBug } from './mini-odp.js';
 import { MiniSubscriberDevice, miniSubscriberPlugin } from './mini-subscriber.js';
 import type { SubscriberBug } from './mini-subscriber.js';
+import { MM_ZOO } from './mm-variants.js';
 
 /** One zoo variant. */
 export interface ZooVariant {
@@ -320,6 +321,7 @@ export const ZOO: readonly ZooVariant[] = [
         broken,
       ),
   },
+  ...MM_ZOO,
 ];
 
 /** The scenario with `id` (broken or correct form), for replay files. */
