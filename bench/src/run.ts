@@ -9,6 +9,7 @@ import { benchItree } from './itree.js';
 import { benchKvm } from './kvm.js';
 import { benchMm } from './mm.js';
 import { benchMunmap } from './mm-unmap.js';
+import { benchThp } from './mm-thp.js';
 import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
 import { benchSrcu } from './srcu.js';
@@ -23,6 +24,7 @@ const suites: Record<string, () => Metric[]> = {
   srcu: benchSrcu,
   mm: benchMm,
   munmap: benchMunmap,
+  thp: benchThp,
   mmn: benchMmn,
   x86: benchX86Tlb,
   kvm: benchKvm,

@@ -84,6 +84,13 @@ export class PhysMem {
   private readonly content: (Uint32Array | Sparse | undefined)[] = [];
   private readonly freeList: Int32Array;
   private freeTop: number;
+  /**
+   * 1 while `pfn` has an entry in `freeList`. A large allocation takes frames without removing
+   * their entries; `alloc` skips such stale entries, and a freed frame whose entry is still
+   * listed is not pushed again.
+   */
+  private readonly listed: Uint8Array;
+  private nFree: number;
   private readonly lockWait: WaitQueue[] = [];
   private readonly folioLockClass: LockClass;
 
@@ -110,14 +117,17 @@ export class PhysMem {
     this.index = new Float64Array(total);
     this.generation = new Uint32Array(total);
     this.freeList = new Int32Array(total);
+    this.listed = new Uint8Array(total);
     this.headOf = new Int32Array(total);
     // Fill so that the lowest frame numbers come out first.
     let top = 0;
     for (let pfn = total - 1; pfn >= 1; pfn--) {
       this.flags[pfn] = Frame.FREE;
       this.freeList[top++] = pfn;
+      this.listed[pfn] = 1;
     }
     this.freeTop = top;
+    this.nFree = top;
     this.flags[0] = Frame.ZERO;
     this.refcount[0] = 1;
     for (let i = 0; i < 64; i++)
@@ -127,7 +137,7 @@ export class PhysMem {
 
   /** Frames on the free list. */
   get freeFrames(): number {
-    return this.freeTop;
+    return this.nFree;
   }
 
   /** True if `pfn` is on the free list. */
@@ -140,8 +150,19 @@ export class PhysMem {
    * Returns -1 when memory is exhausted; the caller reclaims or fails with -ENOMEM.
    */
   alloc(kind: FrameKind): number {
-    if (this.freeTop === 0) return -1;
-    const pfn = this.freeList[--this.freeTop]!;
+    let pfn: number;
+    do {
+      if (this.freeTop === 0) return -1;
+      pfn = this.freeList[--this.freeTop]!;
+      this.listed[pfn] = 0;
+    } while ((this.flags[pfn]! & Frame.FREE) === 0);
+    this.initFrame(pfn, kind);
+    return pfn;
+  }
+
+  /** Gives the free frame `pfn` state `kind`, refcount 1 and zeroed content. */
+  private initFrame(pfn: number, kind: FrameKind): void {
+    this.nFree--;
     this.flags[pfn] =
       kind === 'anon'
         ? Frame.ANON
@@ -161,7 +182,6 @@ export class PhysMem {
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.alloc'))
       bus.emit('mm.frame.alloc', { pfn, kind, gen: this.generation[pfn] });
-    return pfn;
   }
 
   /**
@@ -181,15 +201,8 @@ export class PhysMem {
       if (ok) head = b * n;
     }
     if (head < 0) return -1;
-    let w = 0;
-    for (let r = 0; r < this.freeTop; r++) {
-      const f = this.freeList[r]!;
-      if (f < head || f >= head + n) this.freeList[w++] = f;
-    }
-    this.freeTop = w;
     for (let pfn = head + n - 1; pfn >= head; pfn--) {
-      this.freeList[this.freeTop++] = pfn;
-      this.alloc(kind);
+      this.initFrame(pfn, kind); // its free-list entry goes stale
       if (pfn !== head) {
         this.refcount[pfn] = 0;
         this.headOf[pfn] = head;
@@ -261,7 +274,11 @@ export class PhysMem {
     this.tables[pfn] = undefined;
     // Content stays: a stale translation still reads (and writes) the old data, and the next
     // owner gets a zeroed frame at alloc time.
-    this.freeList[this.freeTop++] = pfn;
+    this.nFree++;
+    if (this.listed[pfn] === 0) {
+      this.listed[pfn] = 1;
+      this.freeList[this.freeTop++] = pfn;
+    }
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.free')) bus.emit('mm.frame.free', { pfn });
   }
