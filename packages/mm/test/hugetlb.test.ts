@@ -78,7 +78,7 @@ describe('MAP_HUGETLB (mm/hugetlb.c)', () => {
     run(s, function* () {
       a = yield* proc.mmap(0, PMD_SIZE, RW, HUGE);
       yield* proc.store(a + 9 * PAGE_SIZE, 99);
-      rs.push((yield* proc.load(a + 9 * PAGE_SIZE)) as number);
+      rs.push(yield* proc.load(a + 9 * PAGE_SIZE));
       head = ptePfn(hugeLeafAt(svc.core, proc.mm, a));
       free0 = svc.core.hugetlb.free;
       rs.push(yield* proc.munmap(a, PAGE_SIZE));
@@ -102,7 +102,7 @@ describe('MAP_HUGETLB (mm/hugetlb.c)', () => {
       if (typeof child === 'number') throw new Error(`fork ${child}`);
       expect(pteFlags(hugeLeafAt(svc.core, proc.mm, a)) & Pte.WRITE).toBe(0);
       yield* child.store(a, 6);
-      got.push((yield* proc.load(a)) as number, (yield* child.load(a)) as number);
+      got.push(yield* proc.load(a), yield* child.load(a));
       expect(ptePfn(hugeLeafAt(svc.core, proc.mm, a))).not.toBe(
         ptePfn(hugeLeafAt(svc.core, child.mm, a)),
       );

@@ -79,7 +79,7 @@ describe('THP fault (mm/huge_memory.c: do_huge_pmd_anonymous_page)', () => {
     run(sim, function* () {
       yield* hugeRegion(proc);
       yield* proc.store(BASE + 5 * PAGE_SIZE, 77);
-      back = (yield* proc.load(BASE + 5 * PAGE_SIZE)) as number;
+      back = yield* proc.load(BASE + 5 * PAGE_SIZE);
       pmd = hugeLeafAt(svc.core, proc.mm, BASE);
     });
     expect(back).toBe(77);
@@ -113,7 +113,7 @@ describe('THP fault (mm/huge_memory.c: do_huge_pmd_anonymous_page)', () => {
     let v0 = -1;
     run(sim, function* () {
       yield* hugeRegion(proc);
-      v0 = (yield* proc.load(BASE + 3 * PAGE_SIZE)) as number;
+      v0 = yield* proc.load(BASE + 3 * PAGE_SIZE);
       zeroLeaf = hugeLeafAt(svc.core, proc.mm, BASE);
       yield* proc.store(BASE + 3 * PAGE_SIZE, 9);
     });
@@ -141,7 +141,7 @@ describe('THP fault (mm/huge_memory.c: do_huge_pmd_anonymous_page)', () => {
       yield* hugeRegion(proc, 2);
       yield* proc.store(BASE, 1);
       yield* proc.store(BASE + PMD_SIZE, 2);
-      expect((yield* proc.load(BASE + PMD_SIZE)) as number).toBe(2);
+      expect(yield* proc.load(BASE + PMD_SIZE)).toBe(2);
     });
     expect(ofType(sim, 'mm.thp').map((e) => e.data.op)).toEqual(['fault', 'fallback']);
     expect(hugeLeafAt(svc.core, proc.mm, BASE)).not.toBe(0);
@@ -208,7 +208,7 @@ describe('zap and split of leaves (mm/huge_memory.c: zap_huge_pmd, __split_huge_
       yield* proc.store(BASE + 300 * PAGE_SIZE, 300);
       head = ptePfn(hugeLeafAt(svc.core, proc.mm, BASE));
       yield* proc.munmap(BASE, 256 * PAGE_SIZE);
-      kept = (yield* proc.load(BASE + 300 * PAGE_SIZE)) as number;
+      kept = yield* proc.load(BASE + 300 * PAGE_SIZE);
       expect(svc.core.phys.isFree(head)).toBe(false); // pages 256.. still map the folio
       yield* proc.munmap(BASE + 256 * PAGE_SIZE, 256 * PAGE_SIZE);
     });
@@ -252,7 +252,7 @@ describe('zap and split of leaves (mm/huge_memory.c: zap_huge_pmd, __split_huge_
       yield* proc.mmap(BASE + PMD_SIZE, PAGE_SIZE, RW, ANON | Map_.FIXED); // no room to grow
       yield* proc.store(BASE + 7 * PAGE_SIZE, 70);
       moved = yield* proc.mremap(BASE, PMD_SIZE, 2 * PMD_SIZE, 1);
-      got = (yield* proc.load(moved + 7 * PAGE_SIZE)) as number;
+      got = yield* proc.load(moved + 7 * PAGE_SIZE);
     });
     expect(moved).not.toBe(BASE);
     expect(got).toBe(70);
@@ -268,10 +268,7 @@ describe('zap and split of leaves (mm/huge_memory.c: zap_huge_pmd, __split_huge_
       yield* proc.store(BASE, 1);
       yield* proc.store(BASE + 100 * PAGE_SIZE, 100);
       yield* proc.madvise(BASE, PAGE_SIZE, Madv.DONTNEED);
-      got.push(
-        (yield* proc.load(BASE)) as number,
-        (yield* proc.load(BASE + 100 * PAGE_SIZE)) as number,
-      );
+      got.push(yield* proc.load(BASE), yield* proc.load(BASE + 100 * PAGE_SIZE));
     });
     expect(got).toEqual([0, 100]);
     expectProjectionMatches(sim, svc);
@@ -301,8 +298,8 @@ describe('zap and split of leaves (mm/huge_memory.c: zap_huge_pmd, __split_huge_
       const child = yield* proc.fork('child');
       if (typeof child === 'number') throw new Error(`fork ${child}`);
       yield* proc.store(BASE + 2 * PAGE_SIZE, 33);
-      got.push((yield* child.load(BASE + 2 * PAGE_SIZE)) as number);
-      got.push((yield* proc.load(BASE + 2 * PAGE_SIZE)) as number);
+      got.push(yield* child.load(BASE + 2 * PAGE_SIZE));
+      got.push(yield* proc.load(BASE + 2 * PAGE_SIZE));
       yield* child.exit();
     });
     expect(got).toEqual([22, 33]);
@@ -321,7 +318,7 @@ describe('MADV_COLLAPSE (mm/khugepaged.c: madvise_collapse, collapse_huge_page)'
       for (let i = 0; i < 8; i++) yield* proc.store(BASE + i * 64 * PAGE_SIZE, 1000 + i);
       old = ptePfn(svc.core.pt.pte(proc.mm, BASE));
       r = yield* proc.madvise(BASE, PMD_SIZE, MADV_COLLAPSE);
-      for (let i = 0; i < 8; i++) got.push((yield* proc.load(BASE + i * 64 * PAGE_SIZE)) as number);
+      for (let i = 0; i < 8; i++) got.push(yield* proc.load(BASE + i * 64 * PAGE_SIZE));
     });
     expect(r).toBe(0);
     expect(got).toEqual([1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007]);
@@ -349,7 +346,7 @@ describe('MADV_COLLAPSE (mm/khugepaged.c: madvise_collapse, collapse_huge_page)'
       yield* getUserPages(svc.core, proc.mm, BASE, 1, 0, pages);
       proc.mm.mmapLock.upRead();
       r = yield* proc.madvise(BASE, PMD_SIZE, MADV_COLLAPSE);
-      expect((yield* proc.load(BASE)) as number).toBe(5);
+      expect(yield* proc.load(BASE)).toBe(5);
       for (const p of pages) putPage(svc.core, p);
     });
     expect(r).toBe(-11);

@@ -75,7 +75,7 @@ export class HugetlbPool {
     const phys = this.core.phys;
     for (const h of this.folios) {
       if (phys.refcount[h] === 1) {
-        phys.refcount[h]!++;
+        phys.refcount[h]++;
         return h;
       }
     }
@@ -215,7 +215,7 @@ export function* hugetlbFault(
       return 'retry';
     }
     if (reserved) {
-      set!.delete(idx);
+      set.delete(idx);
       pool.reserved--;
     }
     phys.mapcount[head] = 1;
