@@ -15,6 +15,8 @@ import { z } from 'zod';
 import type { MmConfig } from './internal/core.js';
 import { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
 import type { MmuNotifiers } from './internal/notifier.js';
+import { THP_MODES } from './internal/huge/thp.js';
+import type { ThpMode } from './internal/huge/thp.js';
 import { MmService } from './internal/service.js';
 import { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 
@@ -32,7 +34,7 @@ export const MmOptionsSchema = z.strictObject({
   /** Pages direct reclaim tries to free at once (`SWAP_CLUSTER_MAX`, default 32). */
   reclaimBatch: z.number().int().min(1).max(4096).default(32),
   /** `transparent_hugepage/enabled`: `'never'`, `'madvise'` (default) or `'always'`. */
-  thp: z.enum(['never', 'madvise', 'always']).default('madvise'),
+  thp: (z.enum(THP_MODES) as z.ZodType<ThpMode>).default('madvise'),
   /** `transparent_hugepage/use_zero_page`: read faults map the huge zero page (default true). */
   thpZeroPage: z.boolean().default(true),
   /** 2 MiB folios in the hugetlb pool (`nr_hugepages`, 0 .. 8192; default 0: MAP_HUGETLB fails). */
@@ -233,6 +235,7 @@ export {
   hugeLeafTranslate,
   isHugeZero,
   splitHugePmd,
+  THP_MODES,
   thpSuitable,
   VmHuge,
 } from './internal/huge/thp.js';

@@ -38,8 +38,11 @@ export const VmHuge = {
   NOHUGEPAGE: 0x40000000,
 } as const;
 
-/** `/sys/kernel/mm/transparent_hugepage/enabled`. */
-export type ThpMode = 'never' | 'madvise' | 'always';
+/** The values of `/sys/kernel/mm/transparent_hugepage/enabled`. */
+export const THP_MODES = ['never', 'madvise', 'always'] as const;
+
+/** `/sys/kernel/mm/transparent_hugepage/enabled`: when anonymous faults may map PMD leaves. */
+export type ThpMode = (typeof THP_MODES)[number];
 
 const USER_RW_DIRTY = Pte.USER | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED | Pte.SOFT_DIRTY;
 
