@@ -13,6 +13,7 @@ import { benchLog } from './log.js';
 import { benchMm } from './mm.js';
 import { benchMigrate } from './mm-migrate.js';
 import { benchMunmap } from './mm-unmap.js';
+import { benchThp } from './mm-thp.js';
 import { benchMmn } from './mmn.js';
 import { benchRdma } from './rdma.js';
 import { benchReport } from './report.js';
@@ -29,6 +30,7 @@ const suites: Record<string, () => Metric[] | Promise<Metric[]>> = {
   mm: benchMm,
   munmap: benchMunmap,
   migrate: benchMigrate,
+  thp: benchThp,
   mmn: benchMmn,
   x86: benchX86Tlb,
   kvm: benchKvm,

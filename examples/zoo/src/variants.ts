@@ -13,6 +13,7 @@ import type { OdpBug } from './mini-odp.js';
 import { GART_ZOO } from './gart-variants.js';
 import { MiniSubscriberDevice, miniSubscriberPlugin } from './mini-subscriber.js';
 import type { SubscriberBug } from './mini-subscriber.js';
+import { MM_ZOO } from './mm-variants.js';
 
 /** One zoo variant. */
 export interface ZooVariant {
@@ -324,6 +325,7 @@ export const ZOO: readonly ZooVariant[] = [
   },
   ...IOMMU_ZOO,
   ...GART_ZOO,
+  ...MM_ZOO,
 ];
 
 /** The scenario with `id` (broken or correct form), for replay files. */

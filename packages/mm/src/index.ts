@@ -16,6 +16,8 @@ import type { MmConfig } from './internal/core.js';
 import { CacheModel, CacheModelId } from './internal/cache/cache.js';
 import { MmuNotifierSubsystem } from './internal/mmn/subsystem.js';
 import type { MmuNotifiers } from './internal/notifier.js';
+import { THP_MODES } from './internal/huge/thp.js';
+import type { ThpMode } from './internal/huge/thp.js';
 import { MmService } from './internal/service.js';
 import { IdealTlb, TlbFlushProvider } from './internal/tlb.js';
 
@@ -32,6 +34,12 @@ export const MmOptionsSchema = z.strictObject({
   gatherMaxPages: z.number().int().min(1).max(1_000_000).default(10_000),
   /** Pages direct reclaim tries to free at once (`SWAP_CLUSTER_MAX`, default 32). */
   reclaimBatch: z.number().int().min(1).max(4096).default(32),
+  /** `transparent_hugepage/enabled`: `'never'`, `'madvise'` (default) or `'always'`. */
+  thp: (z.enum(THP_MODES) as z.ZodType<ThpMode>).default('madvise'),
+  /** `transparent_hugepage/use_zero_page`: read faults map the huge zero page (default true). */
+  thpZeroPage: z.boolean().default(true),
+  /** 2 MiB folios in the hugetlb pool (`nr_hugepages`, 0 .. 8192; default 0: MAP_HUGETLB fails). */
+  hugetlbPages: z.number().int().min(0).max(8192).default(0),
 });
 
 /** The `mm` plugin's options after validation and defaults. */
@@ -310,3 +318,27 @@ export {
   SwpType,
 } from './internal/pagemap.js';
 export type { PagemapEntry, PagemapOptions } from './internal/pagemap.js';
+export { GupFastOracle, gupFast, TableRcu } from './internal/gup-fast.js';
+export {
+  HPAGE_PMD_NR,
+  HPAGE_PMD_ORDER,
+  Pmd,
+  pmdIsLeaf,
+  pmdIsPresentLeaf,
+  pmdLookup,
+  pmdValue,
+} from './internal/huge/pmd.js';
+export type { PmdSlot } from './internal/huge/pmd.js';
+export {
+  HugeState,
+  hugeLeafAt,
+  hugeLeafTranslate,
+  isHugeZero,
+  splitHugePmd,
+  THP_MODES,
+  thpSuitable,
+  VmHuge,
+} from './internal/huge/thp.js';
+export type { ThpMode } from './internal/huge/thp.js';
+export { HugetlbPool, MAP_HUGETLB } from './internal/huge/hugetlb.js';
+export { MADV_COLLAPSE, MADV_HUGEPAGE, MADV_NOHUGEPAGE } from './internal/huge/madvise.js';

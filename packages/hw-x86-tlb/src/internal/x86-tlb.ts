@@ -19,6 +19,8 @@ import {
   ptePresent,
   PTRS_PER_TABLE,
   TASK_SIZE,
+  hugeLeafTranslate,
+  pmdIsLeaf,
 } from '@mmnsim/mm';
 import type { MmCore, MmStruct, PteSlot, TlbFlushProvider } from '@mmnsim/mm';
 import { CpuTlb, EntryBit, GLOBAL_TAG, Stale, TLB_NR_DYN_ASIDS } from './cpu-tlb.js';
@@ -892,6 +894,14 @@ export class X86Tlb implements TlbFlushProvider {
       if (t === undefined) return -1;
       const e = t[indexAt(va, level)]!;
       if (e === PTE_NONE) return -1;
+      if (level === 1 && pmdIsLeaf(e)) {
+        // A 2 MiB leaf: the walk ends here; the TLB keeps the 4 KiB piece it needs (flushes
+        // of a huge mapping cover its whole 2 MiB, so a fragment is never left behind).
+        const pfn = hugeLeafTranslate(this.c, mm, va, write, speculative);
+        if (pfn >= 0 && cpu !== null)
+          this.fill(cpu, mm, va, pfn, pteFlags(t[indexAt(va, level)]!), speculative);
+        return pfn;
+      }
       const child = ptePfn(e);
       if (cpu !== null) {
         cpu.pscSet(CpuTlb.pscKey(va, level - 1, asid), {

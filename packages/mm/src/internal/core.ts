@@ -7,6 +7,10 @@ import { PageTables } from './pagetable.js';
 import { PhysMem } from './physmem.js';
 import type { FrameKind } from './physmem.js';
 import { Frame } from './physmem.js';
+import { TableRcu } from './gup-fast.js';
+import { HugetlbPool } from './huge/hugetlb.js';
+import { HugeState } from './huge/thp.js';
+import type { ThpMode } from './huge/thp.js';
 import { SwapDevice } from './swap.js';
 import type { TlbFlushProvider } from './tlb.js';
 import { AnonVma } from './vma.js';
@@ -20,6 +24,12 @@ export interface MmConfig {
   readonly gatherMaxPages: number;
   /** Pages direct reclaim tries to free when an allocation fails (`SWAP_CLUSTER_MAX`). */
   readonly reclaimBatch: number;
+  /** `transparent_hugepage/enabled` (default `'madvise'`). */
+  readonly thp?: ThpMode;
+  /** `transparent_hugepage/use_zero_page` (default true). */
+  readonly thpZeroPage?: boolean;
+  /** 2 MiB folios in the hugetlb pool (`nr_hugepages`, default 0). */
+  readonly hugetlbPages?: number;
 }
 
 /** Reclaim rounds an allocation tries before giving up (`MAX_RECLAIM_RETRIES`). */
@@ -50,6 +60,12 @@ export class MmCore {
   readonly lru: number[] = [];
   /** Direct reclaim, installed by the reclaim module. */
   reclaimer: Reclaimer | null = null;
+  /** Transparent-huge-page state (mode, huge zero folio, deposited tables). */
+  readonly huge: HugeState;
+  /** The hugetlb pool. */
+  readonly hugetlb: HugetlbPool;
+  /** The page-table freeing rule for lockless walkers (`tlb_remove_table`). */
+  readonly tableRcu: TableRcu;
   private nextMm = 1;
   private nextFile = 1;
   private nextAnon = 1;
@@ -68,6 +84,9 @@ export class MmCore {
   ) {
     this.phys = new PhysMem(kernel, options.totalFrames);
     this.pt = new PageTables(this);
+    this.huge = new HugeState(options.thp ?? 'madvise', options.thpZeroPage ?? true);
+    this.hugetlb = new HugetlbPool(this, options.hugetlbPages ?? 0);
+    this.tableRcu = new TableRcu(this);
     tlb.attach(this);
     notifiers.attach(this);
   }

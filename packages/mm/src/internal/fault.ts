@@ -18,6 +18,8 @@ import {
   ptePresent,
   pteWithFlags,
 } from './pte.js';
+import { hugetlbFault } from './huge/hugetlb.js';
+import { thpFault } from './huge/thp.js';
 import { Vm } from './vma.js';
 import type { Vma } from './vma.js';
 import { pteIsDeviceEntry } from './device/entries.js';
@@ -84,6 +86,10 @@ export function* handleMmFault(
   ) {
     return done(core, mm, addr, flags, 'sigsegv');
   }
+  const huge = yield* thpFault(core, mm, vma, addr, flags.write, (s, pmd) =>
+    hugetlbFault(core, mm, vma, addr, s, pmd, flags.write),
+  );
+  if (huge !== null) return done(core, mm, addr, flags, huge);
   const slot = yield* core.pt.allocSlot(mm, addr);
   if (slot === null) return done(core, mm, addr, flags, 'oom');
   const orig = slot.table[slot.index]!;

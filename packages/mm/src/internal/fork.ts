@@ -19,6 +19,8 @@ import {
   ptePfn,
   pteWithFlags,
 } from './pte.js';
+import { copyHugetlbRange } from './huge/hugetlb.js';
+import { splitHugeRange, VmHuge } from './huge/thp.js';
 import { mmput } from './unmap.js';
 import { pteIsDeviceEntry } from './device/entries.js';
 import { copyDeviceEntry } from './device/hooks.js';
@@ -175,6 +177,18 @@ function* copyPteRange(
 }
 
 /**
+ * `copy_hugetlb_page_range` with its CLEAR window on the parent over the VMA (a private
+ * mapping's leaves are write-protected on both sides).
+ */
+function* forkHugetlb(core: MmCore, parent: MmStruct, child: MmStruct, src: Vma): TaskGen<number> {
+  const range = new NotifierRange('CLEAR', parent, src.start, src.end);
+  yield* core.notifiers.invalidateRangeStart(range);
+  const r = yield* copyHugetlbRange(core, parent, child, src);
+  yield* core.notifiers.invalidateRangeEnd(range);
+  return r;
+}
+
+/**
  * `copy_page_range` for one VMA: nothing unless `vmaNeedsCopy`; for a COW mapping a
  * PROTECTION_PAGE window on the **parent** mm over `[vm_start, vm_end)` (notifier-core.md §7
  * row 7) brackets the copy, because the parent's writable PTEs are write-protected in it.
@@ -188,6 +202,8 @@ function* copyPageRange(
   dst: Vma,
 ): TaskGen<number> {
   if (!vmaNeedsCopy(src)) return 0;
+  if ((src.flags & VmHuge.HUGETLB) !== 0) return yield* forkHugetlb(core, parent, child, src);
+  yield* splitHugeRange(core, src, src.start, src.end); // copy_huge_pmd is not modelled
   const spans: TableSpan[] = [];
   core.pt.forEachTable(parent, src.start, src.end, (table, tablePfn, base, from, to) =>
     spans.push({ table, tablePfn, base, from, to }),

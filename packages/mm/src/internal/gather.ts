@@ -115,7 +115,8 @@ export class MmuGather {
     const phys = this.core.phys;
     const pages = this.pages.splice(0);
     const tables = this.tables.splice(0);
-    for (const t of tables) phys.put(t);
+    this.core.tableRcu.removeTables(tables); // tlb_remove_table: after walkers in flight
+
     for (const p of pages) phys.put(p);
     for (const b of this.batchFrames.splice(0)) phys.put(b);
     const bus = this.core.kernel.bus;

@@ -1,11 +1,12 @@
 import { Errno, KernelBug } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
-import { PAGE_SIZE } from './constants.js';
+import { PAGE_SIZE, PMD_SIZE } from './constants.js';
 import type { MmCore } from './core.js';
 import { handleMmFault } from './fault.js';
 import type { MmStruct } from './mm.js';
 import { Frame, PhysMem } from './physmem.js';
-import { Pte, pteFlags, pteIsProtNone, ptePfn, ptePresent } from './pte.js';
+import { Pte, PTE_NONE, pteFlags, pteIsProtNone, ptePfn, ptePresent } from './pte.js';
+import { hugeLeafAt, isHugeZero } from './huge/thp.js';
 import { mmgetNotZero, mmput } from './unmap.js';
 import { Vm } from './vma.js';
 import type { Vma } from './vma.js';
@@ -125,13 +126,34 @@ function canFollowWritePte(
 }
 
 /**
+ * `follow_huge_pmd`: the page of `addr` in a PMD leaf, with the reference (FOLL_GET) or pin
+ * (FOLL_PIN) taken on its folio; -1 when the caller must fault (no leaf, not present, not
+ * writable for a write, or the huge zero page for a pin or a write).
+ */
+function followHugePmd(core: MmCore, mm: MmStruct, addr: number, flags: number): number {
+  const pmd = hugeLeafAt(core, mm, addr);
+  if (pmd === PTE_NONE || !ptePresent(pmd)) return -1;
+  const write = (flags & Foll.WRITE) !== 0;
+  if (write && (pteFlags(pmd) & Pte.WRITE) === 0) return -1;
+  const head = ptePfn(pmd);
+  if (isHugeZero(core, head))
+    return (flags & (Foll.PIN | Foll.WRITE)) !== 0 ? -1 : PhysMem.ZERO_PFN;
+  const pfn = head + Math.floor((addr % PMD_SIZE) / PAGE_SIZE);
+  const phys = core.phys;
+  if ((flags & (Foll.PIN | Foll.GET)) !== 0) phys.get(pfn);
+  if ((flags & Foll.PIN) !== 0) phys.pincount[pfn]!++;
+  if ((flags & Foll.TOUCH) !== 0) phys.flags[head]! |= Frame.REFERENCED | (write ? Frame.DIRTY : 0);
+  return pfn;
+}
+
+/**
  * `follow_page_mask` for a 4 KiB PTE: the frame `addr` maps if the access `flags` asks for is
  * allowed, with the reference (FOLL_GET) or pin (FOLL_PIN) taken and the page touched; -1 when
  * the caller must fault (`no_page_table`, not present, not writable for a write).
  */
 function followPage(core: MmCore, mm: MmStruct, vma: Vma, addr: number, flags: number): number {
   const slot = core.pt.lookup(mm, addr);
-  if (slot === null) return -1;
+  if (slot === null) return followHugePmd(core, mm, addr, flags);
   const pte = slot.table[slot.index]!;
   if (!ptePresent(pte)) {
     // A PROT_NONE entry: fault it back if the VMA allows access again; FOLL_FORCE on an

@@ -20,6 +20,7 @@ import { Vm } from './vma.js';
 import { pteIsDeviceEntry } from './device/entries.js';
 import { hmmOwnDevicePrivate } from './device/hooks.js';
 import type { Vma } from './vma.js';
+import { HPAGE_PMD_ORDER, pmdIsLeaf, pmdLeafPfnAt } from './huge/pmd.js';
 
 /**
  * Bit position of the lowest flag bit of an HMM pfn entry (`HMM_PFN_ORDER_SHIFT`). The kernel
@@ -88,7 +89,7 @@ export function hmmPfnToPfn(entry: number): number {
 
 /**
  * The map order of an entry (`hmm_pfn_to_map_order`): log2 of the pages the CPU maps with one
- * entry. Always 0 here: the model has no huge pages.
+ * entry: 9 for a page mapped by a PMD leaf (2 MiB), 0 for a PTE.
  *
  * @see hmm_pfn_to_map_order
  */
@@ -265,6 +266,36 @@ function* handlePte(w: Walk, vma: Vma, addr: number, end: number, pte: number): 
 }
 
 /**
+ * `hmm_vma_handle_pmd`: a PMD leaf (THP or hugetlb) covering `[addr, end)`. A present leaf
+ * reports each page as `pfn | VALID [| WRITE]` with map order 9 (`HPAGE_PMD_ORDER`), or faults
+ * if the request needs more; a non-present leaf (PROT_NONE, or a split in progress) faults if
+ * asked, else reports 0.
+ */
+function* handlePmdLeaf(
+  w: Walk,
+  vma: Vma,
+  addr: number,
+  end: number,
+  pmd: number,
+): TaskGen<number> {
+  const range = w.range;
+  const f = pteFlags(pmd);
+  const present = (f & Pte.PRESENT) !== 0;
+  const cpu = !present ? 0 : (f & Pte.WRITE) !== 0 ? HI_VALID | HI_WRITE : HI_VALID;
+  const need = rangeNeedFault(range, addr, end, cpu);
+  if (need !== 0) return yield* vmaFault(w, vma, addr, end, need);
+  if (!present) {
+    fill(range, addr, end, 0);
+    return 0;
+  }
+  const flags = (cpu & HI_WRITE) !== 0 ? HmmPfn.VALID + HmmPfn.WRITE : HmmPfn.VALID;
+  const order = HPAGE_PMD_ORDER * UNIT;
+  for (let a = addr, i = (addr - range.start) / PAGE_SIZE; a < end; a += PAGE_SIZE, i++)
+    range.hmmPfns[i] = pmdLeafPfnAt(pmd, a) + flags + order;
+  return 0;
+}
+
+/**
  * `walk_pgd_range` and below for `[start, end)` inside `vma`, table `pfn` at `level` whose entry
  * 0 maps `base`: missing entries are holes, a present PMD entry hands its PTE table to
  * {@link handlePte} one entry at a time (`hmm_vma_walk_pmd`).
@@ -288,6 +319,8 @@ function* walkLevel(
     let r: number;
     if (level === 0) {
       r = yield* handlePte(w, vma, addr, end, e);
+    } else if (level === 1 && pmdIsLeaf(e)) {
+      r = yield* handlePmdLeaf(w, vma, addr, next, e);
     } else if (e === PTE_NONE) {
       r = yield* hole(w, vma, addr, next);
     } else {

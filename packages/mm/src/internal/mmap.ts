@@ -5,6 +5,7 @@ import type { MmCore } from './core.js';
 import type { SimFile } from './file.js';
 import type { MmStruct } from './mm.js';
 import { handleMmFault } from './fault.js';
+import { hugetlbMmapCheck, hugetlbMmapPrepare, MAP_HUGETLB } from './huge/hugetlb.js';
 import { unmapRegionLocked } from './unmap.js';
 import { Vm, Vma } from './vma.js';
 
@@ -205,9 +206,13 @@ export function* doMmap(
   if (len === 0) return -E.EINVAL;
   // A negative length is a huge size_t: PAGE_ALIGN wraps it to 0 or it exceeds TASK_SIZE.
   if (len < 0) return -E.ENOMEM;
-  const size = pageAlignUp(len);
-  if (size > TASK_SIZE) return -E.ENOMEM;
   const fixed = (flags & (Map_.FIXED | Map_.FIXED_NOREPLACE)) !== 0;
+  // ksys_mmap_pgoff with MAP_HUGETLB: the length is aligned to the huge page size.
+  const hugetlb = (flags & MAP_HUGETLB) !== 0;
+  const hlen = hugetlb ? hugetlbMmapCheck(addr, len, flags, fixed, anonymous) : len;
+  if (hlen < 0) return hlen;
+  const size = pageAlignUp(hlen);
+  if (size > TASK_SIZE) return -E.ENOMEM;
   if (fixed) {
     // __get_unmapped_area: addr > TASK_SIZE - len (a negative addr is a huge unsigned one),
     // then offset_in_page(addr), then security_mmap_addr.
@@ -269,6 +274,14 @@ export function* doMmap(
     anonymous && !shared ? start / PAGE_SIZE : pgoff,
   );
   core.kernel.mightAlloc(GFP_KERNEL, 'vm_area_alloc');
+  if (hugetlb) {
+    const e = hugetlbMmapPrepare(core, vma, fixed, (flags & Map_.NORESERVE) !== 0);
+    if (e !== 0) {
+      mm.mmapLock.upWrite();
+      return e;
+    }
+    start = vma.start;
+  }
   insertVma(core, vma);
   if ((flags & Map_.POPULATE) !== 0) {
     const write = (prot & Prot.WRITE) !== 0 && !shared;

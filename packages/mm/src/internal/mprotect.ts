@@ -8,6 +8,8 @@ import { Prot, splitVma, updateVma } from './mmap.js';
 import { NotifierRange } from './notifier.js';
 import { Frame, PhysMem } from './physmem.js';
 import { Pte, PTE_NONE, ptePfn } from './pte.js';
+import { hugetlbSplitCheck } from './huge/hugetlb.js';
+import { changeHugeRange } from './huge/thp.js';
 import { findVma, pteSpans } from './unmap.js';
 import type { PteSpan } from './unmap.js';
 import { Vm, VM_ACCESS_FLAGS } from './vma.js';
@@ -76,7 +78,8 @@ export function* doMprotect(
   if (end > 2 ** 64) return -E.ENOMEM;
   if ((p & ~(Prot.READ | Prot.WRITE | Prot.EXEC | PROT_SEM)) !== 0) return -E.EINVAL;
   yield* mm.mmapLock.downWrite();
-  const r = yield* mprotectLocked(core, mm, addr, end, p, grows);
+  const split = hugetlbSplitCheck(mm, addr, end);
+  const r = split !== 0 ? split : yield* mprotectLocked(core, mm, addr, end, p, grows);
   mm.mmapLock.upWrite();
   return r;
 }
@@ -192,7 +195,9 @@ function* changePudRange(
         range = new NotifierRange('PROTECTION_VMA', mm, addr, end);
         yield* core.notifiers.invalidateRangeStart(range);
       }
-      // change_pmd_range: each PTE table under its lock, cond_resched between tables.
+      // change_pmd_range: huge leaves first (changed whole or split), then each PTE table
+      // under its lock, cond_resched between tables.
+      yield* changeHugeRange(core, tlb, vma, addr, next);
       for (const span of pteSpans(core, mm, addr, next)) {
         const ptl = mm.ptl(span.tablePfn);
         yield* ptl.lock();

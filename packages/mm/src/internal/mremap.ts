@@ -7,6 +7,7 @@ import { insertVma, updateVma } from './mmap.js';
 import { NotifierRange } from './notifier.js';
 import type { PteSlot } from './pagetable.js';
 import { Pte, PTE_NONE } from './pte.js';
+import { splitHugeRange, VmHuge } from './huge/thp.js';
 import { pteSpans, unmapRegionLocked } from './unmap.js';
 import type { PteSpan } from './unmap.js';
 import { Vma } from './vma.js';
@@ -99,6 +100,7 @@ function* mremapLocked(
   const E = Errno;
   let vma = mm.vmas.find(oldAddr);
   if (vma === undefined || olen > vma.end - oldAddr) return -E.EFAULT;
+  if ((vma.flags & VmHuge.HUGETLB) !== 0) return -E.EINVAL; // move_hugetlb_page_tables: not modelled
   if (olen === 0) return -E.EINVAL;
   if (newAddr >= 0) {
     // mremap_to: clear the destination, shrink the source first if needed, then move.
@@ -175,6 +177,7 @@ export function* movePageTables(
   const sched = core.kernel.scheduler;
   const range = new NotifierRange('UNMAP', mm, oldAddr, oldAddr + len);
   yield* core.notifiers.invalidateRangeStart(range);
+  yield* splitHugeRange(core, src, oldAddr, oldAddr + len); // move_huge_pmd is not modelled
   let moved = len;
   outer: for (const span of pteSpans(core, mm, oldAddr, oldAddr + len)) {
     let s = span.base + span.from * PAGE_SIZE;

@@ -185,6 +185,10 @@ export class PageTables {
         empty = false;
         continue;
       }
+      if (this.core.phys.tables[ptePfn(e)] === undefined) {
+        empty = false; // a PMD leaf (huge page) is not a table to free
+        continue;
+      }
       const inside = childBase >= floor && childBase + span <= ceiling;
       const childEmpty = this.freeLevel(mm, ptePfn(e), level - 1, childBase, floor, ceiling, tlb);
       if (inside && childEmpty) {

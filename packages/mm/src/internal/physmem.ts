@@ -32,6 +32,8 @@ export const Frame = {
    * its last reference calls the pagemap's `page_free` instead (`free_zone_device_folio`).
    */
   DEVICE: 0x100000,
+  /** The head frame of a large folio (`PG_head`); its tails are in {@link PhysMem.headOf}. */
+  HEAD: 0x800,
 } as const;
 
 /** What a frame is used for, for events and reports. */
@@ -75,11 +77,25 @@ export class PhysMem {
   readonly index: Float64Array;
   /** Allocation generation: bumped on every allocation, so a stale (pfn, gen) pair is detectable. */
   readonly generation: Uint32Array;
+  /**
+   * For a tail frame of a large folio, its head frame (`compound_head`); 0 for every other
+   * frame. References (`folio_get`/`folio_put`) on a tail go to the head.
+   */
+  readonly headOf: Int32Array;
+  /** Order of each large folio by head frame (`folio_order`); absent for order-0 frames. */
+  readonly folioOrder = new Map<number, number>();
   /** Entries of page-table frames (512 per table page). */
   readonly tables: (Float64Array | undefined)[] = [];
   private readonly content: (Uint32Array | Sparse | undefined)[] = [];
   private readonly freeList: Int32Array;
   private freeTop: number;
+  /**
+   * 1 while `pfn` has an entry in `freeList`. A large allocation takes frames without removing
+   * their entries; `alloc` skips such stale entries, and a freed frame whose entry is still
+   * listed is not pushed again.
+   */
+  private readonly listed: Uint8Array;
+  private nFree: number;
   private readonly lockWait: WaitQueue[] = [];
   private readonly folioLockClass: LockClass;
 
@@ -106,13 +122,17 @@ export class PhysMem {
     this.index = new Float64Array(total);
     this.generation = new Uint32Array(total);
     this.freeList = new Int32Array(total);
+    this.listed = new Uint8Array(total);
+    this.headOf = new Int32Array(total);
     // Fill so that the lowest frame numbers come out first.
     let top = 0;
     for (let pfn = total - 1; pfn >= 1; pfn--) {
       this.flags[pfn] = Frame.FREE;
       this.freeList[top++] = pfn;
+      this.listed[pfn] = 1;
     }
     this.freeTop = top;
+    this.nFree = top;
     this.flags[0] = Frame.ZERO;
     this.refcount[0] = 1;
     for (let i = 0; i < 64; i++)
@@ -122,7 +142,7 @@ export class PhysMem {
 
   /** Frames on the free list. */
   get freeFrames(): number {
-    return this.freeTop;
+    return this.nFree;
   }
 
   /** True if `pfn` is on the free list. */
@@ -135,8 +155,19 @@ export class PhysMem {
    * Returns -1 when memory is exhausted; the caller reclaims or fails with -ENOMEM.
    */
   alloc(kind: FrameKind): number {
-    if (this.freeTop === 0) return -1;
-    const pfn = this.freeList[--this.freeTop]!;
+    let pfn: number;
+    do {
+      if (this.freeTop === 0) return -1;
+      pfn = this.freeList[--this.freeTop]!;
+      this.listed[pfn] = 0;
+    } while ((this.flags[pfn]! & Frame.FREE) === 0);
+    this.initFrame(pfn, kind);
+    return pfn;
+  }
+
+  /** Gives the free frame `pfn` state `kind`, refcount 1 and zeroed content. */
+  private initFrame(pfn: number, kind: FrameKind): void {
+    this.nFree--;
     this.flags[pfn] =
       kind === 'anon'
         ? Frame.ANON
@@ -156,12 +187,47 @@ export class PhysMem {
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.alloc'))
       bus.emit('mm.frame.alloc', { pfn, kind, gen: this.generation[pfn] });
-    return pfn;
+  }
+
+  /**
+   * Takes `2^order` naturally aligned free frames as one large folio (`folio_alloc` of a
+   * compound page): the head has refcount 1 and {@link Frame.HEAD}, every tail points at it in
+   * {@link PhysMem.headOf}; all frames get state `kind` and zeroed content. The search starts
+   * at the top of memory (order-0 allocations come from the bottom). Returns the head, or -1
+   * when no aligned run is free (the caller falls back to small pages or fails).
+   */
+  allocLarge(order: number, kind: FrameKind): number {
+    const n = 2 ** order;
+    const flags = this.flags;
+    let head = -1;
+    for (let b = Math.floor(this.total / n) - 1; b >= 0 && head < 0; b--) {
+      let ok = b > 0;
+      for (let i = n - 1; ok && i >= 0; i--) if ((flags[b * n + i]! & Frame.FREE) === 0) ok = false;
+      if (ok) head = b * n;
+    }
+    if (head < 0) return -1;
+    for (let pfn = head + n - 1; pfn >= head; pfn--) {
+      this.initFrame(pfn, kind); // its free-list entry goes stale
+      if (pfn !== head) {
+        this.refcount[pfn] = 0;
+        this.headOf[pfn] = head;
+      }
+    }
+    this.flags[head]! |= Frame.HEAD;
+    this.folioOrder.set(head, order);
+    return head;
+  }
+
+  /** The head frame of the folio `pfn` belongs to (`page_folio`): `pfn` itself unless a tail. */
+  folioOf(pfn: number): number {
+    const h = this.headOf[pfn]!;
+    return h === 0 ? pfn : h;
   }
 
   /** Takes a reference (`folio_get`). */
   get(pfn: number): void {
     if (pfn === PhysMem.ZERO_PFN) return;
+    if (this.headOf[pfn] !== 0) pfn = this.headOf[pfn]!;
     if (this.refcount[pfn]! <= 0)
       throw new KernelBug(
         `folio_get on frame ${pfn} with refcount ${this.refcount[pfn]} (use after free)`,
@@ -175,6 +241,7 @@ export class PhysMem {
    */
   put(pfn: number): boolean {
     if (pfn === PhysMem.ZERO_PFN) return false;
+    if (this.headOf[pfn] !== 0) pfn = this.headOf[pfn]!;
     const r = --this.refcount[pfn]!;
     if (r > 0) return false;
     if (r < 0 || this.isFree(pfn))
@@ -186,6 +253,24 @@ export class PhysMem {
     if ((this.flags[pfn]! & Frame.DEVICE) !== 0 && this.zoneDeviceFree !== null) {
       this.zoneDeviceFree(pfn); // free_zone_device_folio: back to the driver, not the free list
       return true;
+    }
+    const order = this.folioOrder.get(pfn);
+    if (order !== undefined) {
+      // A large folio goes back whole (`free_frozen_pages` of the compound page).
+      const n = 2 ** order;
+      for (let i = 1; i < n; i++) {
+        if (this.mapcount[pfn + i]! > 0)
+          throw new KernelBug(
+            `freeing large folio ${pfn} whose page ${pfn + i} is still mapped ${this.mapcount[pfn + i]} time(s)`,
+          );
+      }
+      this.folioOrder.delete(pfn);
+      this.flags[pfn]! &= ~Frame.HEAD;
+      for (let i = n - 1; i >= 1; i--) {
+        this.headOf[pfn + i] = 0;
+        this.flags[pfn + i]! &= ~Frame.LOCKED;
+        this.release(pfn + i);
+      }
     }
     this.release(pfn);
     return true;
@@ -251,7 +336,11 @@ export class PhysMem {
     this.tables[pfn] = undefined;
     // Content stays: a stale translation still reads (and writes) the old data, and the next
     // owner gets a zeroed frame at alloc time.
-    this.freeList[this.freeTop++] = pfn;
+    this.nFree++;
+    if (this.listed[pfn] === 0) {
+      this.listed[pfn] = 1;
+      this.freeList[this.freeTop++] = pfn;
+    }
     const bus = this.kernel.bus;
     if (bus.wants('mm.frame.free')) bus.emit('mm.frame.free', { pfn });
   }
@@ -269,7 +358,8 @@ export class PhysMem {
 
   /** Writes word `word` of frame `pfn` (a 32-bit value). */
   write(pfn: number, word: number, value: number): void {
-    if (pfn === PhysMem.ZERO_PFN) throw new KernelBug('write to the shared zero page');
+    if (pfn === PhysMem.ZERO_PFN || (this.flags[pfn]! & Frame.ZERO) !== 0)
+      throw new KernelBug(`write to a zero page (frame ${pfn})`);
     const v = value >>> 0;
     let c = this.content[pfn];
     if (c === undefined) {

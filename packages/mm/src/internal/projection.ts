@@ -3,6 +3,7 @@ import { PTRS_PER_TABLE } from './constants.js';
 import type { MmCore } from './core.js';
 import type { MmStruct } from './mm.js';
 import { Frame } from './physmem.js';
+import { pmdIsLeaf } from './huge/pmd.js';
 import { PTE_NONE, ptePfn } from './pte.js';
 
 /** A VMA as the `mm.vma.*` events describe it. */
@@ -39,6 +40,8 @@ export interface MmSpaceView {
   readonly vmas: Map<number, VmaView>;
   /** The linked page-table pages below the top level, by frame. */
   readonly tables: Map<number, TableView>;
+  /** Every huge leaf (PMD entry mapping 2 MiB): 2 MiB-aligned address → PMD value. */
+  readonly pmds: Map<number, number>;
 }
 
 /**
@@ -65,15 +68,16 @@ function emptyView(): MmView {
 function space(view: MmView, mm: number): MmSpaceView {
   let s = view.mms.get(mm);
   if (s === undefined) {
-    s = { name: '', pgd: -1, ptes: new Map(), vmas: new Map(), tables: new Map() };
+    s = { name: '', pgd: -1, ptes: new Map(), vmas: new Map(), tables: new Map(), pmds: new Map() };
     view.mms.set(mm, s);
   }
   return s;
 }
 
 /**
- * The projection of the memory model: folds `mm.create`, `mm.pte.set`, `mm.vma.add`/`remove`,
- * `mm.pt.alloc`/`unlink`, `mm.frame.alloc`/`free`/`write`/`copy` into an {@link MmView}. An
+ * The projection of the memory model: folds `mm.create`, `mm.pte.set`, `mm.pmd.set`,
+ * `mm.vma.add`/`remove`, `mm.pt.alloc`/`unlink`, `mm.frame.alloc`/`free`/`write`/`copy`/`clear`
+ * into an {@link MmView}. An
  * allocation zeroes the frame's content; a free keeps it. An mm leaves the view when its
  * top-level table frame is freed (`pgd_free` runs in `__mmdrop`, when the mm_struct goes), as
  * it leaves `core.mms`.
@@ -100,6 +104,7 @@ export function mmProjection(): Projection<MmView> {
             ptes: new Map(),
             vmas: new Map(),
             tables: new Map(),
+            pmds: new Map(),
           });
           break;
         }
@@ -108,6 +113,18 @@ export function mmProjection(): Projection<MmView> {
           const s = space(view, d.mm);
           if (d.pte === PTE_NONE) s.ptes.delete(d.va);
           else s.ptes.set(d.va, d.pte);
+          break;
+        }
+        case 'mm.pmd.set': {
+          const d = event.data as SimEventMap['mm.pmd.set'];
+          const s = space(view, d.mm);
+          if (d.pmd === PTE_NONE) s.pmds.delete(d.va);
+          else s.pmds.set(d.va, d.pmd);
+          break;
+        }
+        case 'mm.frame.clear': {
+          const d = event.data as SimEventMap['mm.frame.clear'];
+          view.content.delete(d.pfn);
           break;
         }
         case 'mm.vma.add': {
@@ -202,6 +219,8 @@ function walkTables(core: MmCore, s: MmSpaceView, pfn: number, level: number, ba
     const va = base + i * span;
     if (level === 0) {
       s.ptes.set(va, e);
+    } else if (level === 1 && pmdIsLeaf(e)) {
+      s.pmds.set(va, e);
     } else {
       const child = ptePfn(e);
       s.tables.set(child, { level: level - 1, va });
@@ -217,6 +236,7 @@ function liveSpace(core: MmCore, mm: MmStruct): MmSpaceView {
     ptes: new Map(),
     vmas: new Map(),
     tables: new Map(),
+    pmds: new Map(),
   };
   // A freed mm's top-level frame may belong to someone else by now.
   if (!mm.freed && mm.pgd >= 0 && mm.pgd < core.phys.total) walkTables(core, s, mm.pgd, 3, 0);

@@ -2,6 +2,7 @@ import { serviceId } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
 import type { MmCore } from './core.js';
 import type { MmStruct } from './mm.js';
+import { hugeLeafTranslate } from './huge/thp.js';
 import { Pte, pteFlags, ptePfn, ptePresent, pteWithFlags } from './pte.js';
 
 /**
@@ -96,7 +97,7 @@ export class IdealTlb implements TlbFlushProvider {
   translate(mm: MmStruct, va: number, write: boolean): number {
     const c = this.c;
     const slot = c.pt.lookup(mm, va);
-    if (slot === null) return -1;
+    if (slot === null) return hugeLeafTranslate(c, mm, va, write);
     const pte = slot.table[slot.index]!;
     if (!ptePresent(pte)) return -1;
     const f = pteFlags(pte);

@@ -7,6 +7,9 @@ import type { MmStruct } from './mm.js';
 import { removeVma, vmasExactly } from './mmap.js';
 import { NotifierRange } from './notifier.js';
 import { Frame, PhysMem } from './physmem.js';
+import { hugetlbSplitCheck, hugetlbUnreserve } from './huge/hugetlb.js';
+import { hugeMadvise, isHugeAdvice } from './huge/madvise.js';
+import { madviseFreeHugeRange, zapHugeRange } from './huge/thp.js';
 import { Pte, PTE_NONE } from './pte.js';
 import { Vm } from './vma.js';
 import { pteIsDeviceEntry } from './device/entries.js';
@@ -212,6 +215,7 @@ export function* unmapPageRange(
 ): TaskGen<void> {
   const sched = core.kernel.scheduler;
   const st = new ZapState();
+  yield* zapHugeRange(core, tlb, vma, start, end);
   for (const span of pteSpans(core, tlb.mm, start, end)) {
     yield* zapPteTable(core, tlb, vma, span, st);
     yield* sched.preempt();
@@ -366,6 +370,7 @@ function* munmapLocked(
   yield* unmapVmas(core, tlb, vmas, start, end);
   yield* freePgtables(core, tlb, vmas, prev?.end ?? 0, next?.start ?? TASK_SIZE);
   yield* tlb.finish();
+  for (const v of vmas) hugetlbUnreserve(core, v, v.start, v.end);
   for (const v of vmas) removeVma(core, v);
   return downgrade;
 }
@@ -406,6 +411,11 @@ export function* doMunmap(core: MmCore, mm: MmStruct, addr: number, len: number)
   const end = addr + pageAlignUp(len);
   if (end === addr || end > TASK_SIZE) return -E.EINVAL;
   yield* mm.mmapLock.downWrite();
+  const split = hugetlbSplitCheck(mm, addr, end);
+  if (split !== 0) {
+    mm.mmapLock.upWrite();
+    return split;
+  }
   const downgraded = yield* munmapLocked(core, mm, addr, end, true);
   if (downgraded) mm.mmapLock.upRead();
   else mm.mmapLock.upWrite();
@@ -435,6 +445,7 @@ export function* exitMmap(core: MmCore, mm: MmStruct): TaskGen<void> {
   yield* mm.mmapLock.downWrite();
   yield* freePgtables(core, tlb, vmas, 0, TASK_SIZE);
   yield* tlb.finish();
+  for (const v of vmas) hugetlbUnreserve(core, v, v.start, v.end);
   for (const v of vmas) removeVma(core, v);
   mm.exited = true;
   mm.mmapLock.upWrite();
@@ -566,6 +577,7 @@ export function* doMadvise(
   advice: number,
 ): TaskGen<number> {
   const E = Errno;
+  if (isHugeAdvice(advice)) return yield* hugeMadvise(core, mm, addr, len, advice);
   const hint = advice === Madv.NORMAL || advice === Madv.WILLNEED;
   if (advice !== Madv.DONTNEED && advice !== Madv.FREE && !hint) return -E.EINVAL;
   if (!Number.isInteger(addr) || addr < 0 || addr % PAGE_SIZE !== 0) return -E.EINVAL;
@@ -655,6 +667,7 @@ function* madviseFree(
   const range = new NotifierRange('CLEAR', mm, start, end);
   yield* core.notifiers.invalidateRangeStart(range);
   const sched = core.kernel.scheduler;
+  yield* madviseFreeHugeRange(core, tlb, vma, start, end);
   for (const span of pteSpans(core, mm, start, end)) {
     const ptl = mm.ptl(span.tablePfn);
     yield* ptl.lock();
