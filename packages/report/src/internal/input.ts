@@ -156,7 +156,8 @@ function lineOfJsonError(text: string, message: string): number {
   if (pos !== null) return lineAt(text, Number(pos[1]));
   const lc = /line (\d+)/.exec(message);
   if (lc !== null) return Number(lc[1]);
-  return lineAt(text, text.trimEnd().length);
+  // A text cut off mid-file ends on the line it was cut in (even inside its indentation).
+  return lineAt(text, text.length);
 }
 
 /**
