@@ -3,6 +3,7 @@
  * measured here and reported in notes; tests never assert on speed.
  */
 import 'reflect-metadata';
+import { benchCli } from './cli.js';
 import { benchCore } from './core.js';
 import { benchExplore, benchZoo } from './explore.js';
 import { benchItree } from './itree.js';
@@ -29,6 +30,7 @@ const suites: Record<string, () => Metric[]> = {
   rdma: benchRdma,
   explore: benchExplore,
   zoo: benchZoo,
+  cli: benchCli,
 };
 
 const only = process.argv.slice(2);

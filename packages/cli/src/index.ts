@@ -13,8 +13,13 @@ export { Exit, InputError, UsageError } from './internal/errors.js';
 export type { FilePosition } from './internal/errors.js';
 export { evalExpr, UnboundVariableError } from './internal/expr.js';
 export { fieldName, loadScenarioText, parseLocated, validateScenario } from './internal/load.js';
-export type { LocatedDocument } from './internal/load.js';
-export { NumberFlagError, parseDurationMs, parseNumberList, parseWholeNumber } from './internal/numbers.js';
+export type { LoadedText, LocatedDocument } from './internal/load.js';
+export {
+  NumberFlagError,
+  parseDurationMs,
+  parseNumberList,
+  parseWholeNumber,
+} from './internal/numbers.js';
 export { ScenarioRunError } from './internal/ops.js';
 export type { TaskContext, World } from './internal/ops.js';
 export {
@@ -27,27 +32,42 @@ export {
   resolvePlugin,
 } from './internal/plugins.js';
 export type { FoundPlugin, PluginFactory } from './internal/plugins.js';
-export { defaultId, loadScenarioFile, loadScenarioFromText, readInput } from './internal/scenario.js';
+export {
+  defaultId,
+  loadScenarioFile,
+  loadScenarioFromText,
+  readInput,
+} from './internal/scenario.js';
 export type { LoadedScenario } from './internal/scenario.js';
 export { scenarioJsonSchema } from './internal/json-schema.js';
 export {
   EXPR_RE,
   Expr,
-  ExploreDefaults,
   IB_ACCESS_NAMES,
   MADV_NAMES,
   MAP_NAMES,
   MREMAP_NAMES,
-  Op,
   OP_NAMES,
-  OPS,
   ORACLE_NAMES,
   PROT_NAMES,
   ScenarioFileSchema,
 } from './internal/schema.js';
 export type { OpValue, ScenarioFile, ScenarioFileInput } from './internal/schema.js';
 export { importStrace, StraceFormatError } from './internal/strace-import.js';
-export type { StraceImportOptions, StraceImportSummary } from './internal/strace-import.js';
+export type {
+  StraceImport,
+  StraceImportOptions,
+  StraceImportSummary,
+} from './internal/strace-import.js';
 export { parseStrace, splitArgs } from './internal/strace-parse.js';
-export type { MalformedLine, ParsedTrace, SyscallRecord, TraceEvent } from './internal/strace-parse.js';
+export type {
+  ExitEvent,
+  MalformedLine,
+  ParsedTrace,
+  SignalEvent,
+  SyscallEvent,
+  SyscallRecord,
+  TraceEvent,
+} from './internal/strace-parse.js';
 export { main } from './internal/main.js';
+export type { MainIo } from './internal/main.js';

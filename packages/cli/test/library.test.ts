@@ -9,7 +9,9 @@ import { describe, expect, it } from '@jest/globals';
 import { cli } from './helpers.js';
 
 const DIR = join(import.meta.dirname, '../../../examples/scenarios');
-const FILES = readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort();
+const FILES = readdirSync(DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 describe('examples/scenarios under mmnsim explore', () => {
   it('has at least 12 scenarios, each naming its source', () => {
@@ -22,17 +24,38 @@ describe('examples/scenarios under mmnsim explore', () => {
       const text = readFileSync(join(DIR, f), 'utf8');
       const clean = /^expect: \{ outcome: clean \}/m.test(text);
       const out = mkdtempSync(join(tmpdir(), 'mmnsim-lib-'));
-      const r = await cli('explore', join(DIR, f), '--schedules', clean ? '30' : '300', '--json', '--out', out);
+      const r = await cli(
+        'explore',
+        join(DIR, f),
+        '--schedules',
+        clean ? '30' : '300',
+        '--json',
+        '--out',
+        out,
+      );
       expect(r.err).toBe('');
-      const report = JSON.parse(r.out) as { asExpected: boolean; distinct: { kind: string }[]; failures: unknown[]; out: { replays: string[] } };
+      const report = JSON.parse(r.out) as {
+        asExpected: boolean;
+        distinct: { kind: string }[];
+        failures: unknown[];
+        out: { replays: string[] };
+      };
       expect(report.asExpected).toBe(true);
       expect(r.code).toBe(clean ? 0 : 1);
       if (!clean) {
         // The minimised failure was saved and replays to a violation.
         expect(report.out.replays.length).toBeGreaterThan(0);
-        const again = await cli('replay', report.out.replays[0]!, '--scenario', join(DIR, f), '--json');
+        const again = await cli(
+          'replay',
+          report.out.replays[0]!,
+          '--scenario',
+          join(DIR, f),
+          '--json',
+        );
         expect(again.code).toBe(1);
-        expect((JSON.parse(again.out) as { violations: unknown[] }).violations.length).toBeGreaterThan(0);
+        expect(
+          (JSON.parse(again.out) as { violations: unknown[] }).violations.length,
+        ).toBeGreaterThan(0);
       }
     });
   }

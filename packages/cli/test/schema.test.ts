@@ -15,7 +15,9 @@ describe('the scenario JSON Schema', () => {
     const r = await cli('schema');
     expect(r.code).toBe(0);
     const schema = JSON.parse(r.out) as Record<string, unknown>;
-    const shipped = JSON.parse(readFileSync(join(import.meta.dirname, '../schema/scenario.schema.json'), 'utf8')) as unknown;
+    const shipped = JSON.parse(
+      readFileSync(join(import.meta.dirname, '../schema/scenario.schema.json'), 'utf8'),
+    ) as unknown;
     expect(shipped).toEqual(schema);
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     const validate = ajv.compile(schema);
@@ -25,7 +27,18 @@ describe('the scenario JSON Schema', () => {
       const ok = validate(parse(readFileSync(join(DIR, f), 'utf8')));
       expect({ f, errors: ok ? null : validate.errors }).toEqual({ f, errors: null });
     }
-    expect(validate({ plugins: [{ use: '@mmnsim/mm' }], tasks: [{ name: 't', cpu: 0, do: [] }], bogus: 1 })).toBe(false);
-    expect(validate({ plugins: [{ use: '@mmnsim/mm' }], tasks: [{ name: 't', cpu: 0, do: [{ munmap: { addr: 'x + 1p', len: 4096 } }] }] })).toBe(true);
+    expect(
+      validate({
+        plugins: [{ use: '@mmnsim/mm' }],
+        tasks: [{ name: 't', cpu: 0, do: [] }],
+        bogus: 1,
+      }),
+    ).toBe(false);
+    expect(
+      validate({
+        plugins: [{ use: '@mmnsim/mm' }],
+        tasks: [{ name: 't', cpu: 0, do: [{ munmap: { addr: 'x + 1p', len: 4096 } }] }],
+      }),
+    ).toBe(true);
   });
 });

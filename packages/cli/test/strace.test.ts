@@ -7,7 +7,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { compileScenario, importStrace, parseStrace, resolvePlugin, ScenarioFileSchema } from '@mmnsim/cli';
+import {
+  compileScenario,
+  importStrace,
+  parseStrace,
+  resolvePlugin,
+  ScenarioFileSchema,
+} from '@mmnsim/cli';
 import type { OpValue } from '@mmnsim/cli';
 import { runScenario } from '@mmnsim/core';
 import { MmService, Vm } from '@mmnsim/mm';
@@ -23,8 +29,12 @@ function expectedLayouts(text: string): Map<string, Map<number, string>> {
   const cur = new Map<number, Map<number, string>>();
   const pending = new Map<number, string>();
   const used = new Set<string>();
-  const num = (s: string): number => (s.trim() === 'NULL' ? 0 : s.trim().startsWith('0x') ? parseInt(s.trim(), 16) : Number(s.trim()));
-  const prot = (s: string): string => (s.includes('PROT_READ') ? 'r' : '-') + (s.includes('PROT_WRITE') ? 'w' : '-') + (s.includes('PROT_EXEC') ? 'x' : '-');
+  const num = (s: string): number =>
+    s.trim() === 'NULL' ? 0 : s.trim().startsWith('0x') ? parseInt(s.trim(), 16) : Number(s.trim());
+  const prot = (s: string): string =>
+    (s.includes('PROT_READ') ? 'r' : '-') +
+    (s.includes('PROT_WRITE') ? 'w' : '-') +
+    (s.includes('PROT_EXEC') ? 'x' : '-');
   let brk = new Map<number, number>();
   for (let line of text.split('\n')) {
     const m0 = /^(\d+)\s+(?:[\d:.]+\s+)?(.*)$/.exec(line);
@@ -64,13 +74,16 @@ function expectedLayouts(text: string): Map<string, Map<number, string>> {
     const pages = cur.get(pid);
     if (pages === undefined) continue;
     const set = (start: number, len: number, v: string | null): void => {
-      for (let p = start; p < start + len; p += PAGE) v === null ? pages.delete(p) : pages.set(p, v);
+      for (let p = start; p < start + len; p += PAGE)
+        if (v === null) pages.delete(p);
+        else pages.set(p, v);
     };
     const up = (n: number): number => Math.ceil(n / PAGE) * PAGE;
     if (name === 'mmap') set(num(ret), up(num(a[1]!)), prot(a[2]!));
     else if (name === 'munmap') set(num(a[0]!), up(num(a[1]!)), null);
     else if (name === 'mprotect') {
-      for (let p = num(a[0]!); p < num(a[0]!) + up(num(a[1]!)); p += PAGE) if (pages.has(p)) pages.set(p, prot(a[2]!));
+      for (let p = num(a[0]!); p < num(a[0]!) + up(num(a[1]!)); p += PAGE)
+        if (pages.has(p)) pages.set(p, prot(a[2]!));
     } else if (name === 'mremap') {
       const old = num(a[0]!);
       const v = pages.get(old) ?? 'rw-';
@@ -81,7 +94,9 @@ function expectedLayouts(text: string): Map<string, Map<number, string>> {
       const start = brk.get(pid);
       if (start === undefined) brk.set(pid, r);
       else {
-        for (const p of [...pages.keys()]) if (p >= start && pages.get(p) === 'rw-' && p >= up(r) && p < up(r) + (1 << 30)) pages.delete(p);
+        for (const p of [...pages.keys()])
+          if (p >= start && pages.get(p) === 'rw-' && p >= up(r) && p < up(r) + (1 << 30))
+            pages.delete(p);
         set(start, up(r) - start, 'rw-');
       }
     }
@@ -92,7 +107,11 @@ function expectedLayouts(text: string): Map<string, Map<number, string>> {
 function withoutExits(ops: OpValue[]): OpValue[] {
   return ops
     .filter((o) => !('exit' in o))
-    .map((o) => ('spawn' in o ? { spawn: { ...(o.spawn as object), do: withoutExits((o.spawn as { do: OpValue[] }).do) } } : o));
+    .map((o) =>
+      'spawn' in o
+        ? { spawn: { ...(o.spawn as object), do: withoutExits((o.spawn as { do: OpValue[] }).do) } }
+        : o,
+    );
 }
 
 describe('strace import of real programs', () => {
@@ -118,9 +137,16 @@ describe('strace import of real programs', () => {
         const got = new Map<number, string>();
         for (const v of p!.mm.vmas.all)
           for (let a = v.start; a < v.end; a += PAGE)
-            got.set(a, ((v.flags & Vm.READ) !== 0 ? 'r' : '-') + ((v.flags & Vm.WRITE) !== 0 ? 'w' : '-') + ((v.flags & Vm.EXEC) !== 0 ? 'x' : '-'));
+            got.set(
+              a,
+              ((v.flags & Vm.READ) !== 0 ? 'r' : '-') +
+                ((v.flags & Vm.WRITE) !== 0 ? 'w' : '-') +
+                ((v.flags & Vm.EXEC) !== 0 ? 'x' : '-'),
+            );
         expect({ name, pages: got.size }).toEqual({ name, pages: pages.size });
-        expect([...got].sort((x, y) => x[0] - y[0])).toEqual([...pages].sort((x, y) => x[0] - y[0]));
+        expect([...got].sort((x, y) => x[0] - y[0])).toEqual(
+          [...pages].sort((x, y) => x[0] - y[0]),
+        );
       }
     });
   }
@@ -137,13 +163,13 @@ describe('strace import of real programs', () => {
       ].join('\n'),
     );
     expect(p.malformed).toEqual([]);
-    expect(p.events.map((e) => (e.type === 'syscall' ? `${e.call.pid}:${e.call.name}=${e.call.ret}${e.call.errno ?? ''}` : `${e.pid}:${e.type}`))).toEqual([
-      '8:brk=0x1000',
-      '7:mmap=0x7f0000000000',
-      '7:signal',
-      '7:munmap=-1EINVAL',
-      '8:exit',
-    ]);
+    expect(
+      p.events.map((e) =>
+        e.type === 'syscall'
+          ? `${e.call.pid}:${e.call.name}=${e.call.ret}${e.call.errno ?? ''}`
+          : `${e.pid}:${e.type}`,
+      ),
+    ).toEqual(['8:brk=0x1000', '7:mmap=0x7f0000000000', '7:signal', '7:munmap=-1EINVAL', '8:exit']);
   });
 
   for (const t of TRACES) {

@@ -29,13 +29,30 @@ function attachToOps(ops: OpValue[], mr: () => string): void {
       const flags = a.flags as string[];
       const prot = a.prot as string[];
       const len = a.len;
-      if (flags.includes('anonymous') && flags.includes('private') && prot.includes('write') && typeof len === 'number' && typeof a.addr === 'string' && /^0x/.test(a.addr) && a.in === undefined) {
+      if (
+        flags.includes('anonymous') &&
+        flags.includes('private') &&
+        prot.includes('write') &&
+        typeof len === 'number' &&
+        typeof a.addr === 'string' &&
+        /^0x/.test(a.addr) &&
+        a.in === undefined
+      ) {
         name = mr();
         const size = Math.min(Math.ceil(len / 4096) * 4096, ATTACH_MR_MAX);
         ops.splice(
           i + 1,
           0,
-          { mr_register: { device: 'mlx5_0', addr: a.addr, len: size, access: ['local_write', 'remote_write', 'remote_read'], odp: true, name } },
+          {
+            mr_register: {
+              device: 'mlx5_0',
+              addr: a.addr,
+              len: size,
+              access: ['local_write', 'remote_write', 'remote_read'],
+              odp: true,
+              name,
+            },
+          },
           { rdma_write: { mr: name, offset: 8, data: [1, 2], wait: false } },
           { rdma_read: { mr: name, offset: Math.max(0, size - 4096), length: 8, wait: false } },
         );
@@ -56,13 +73,15 @@ function attachToOps(ops: OpValue[], mr: () => string): void {
 export function attachSubscriber(sf: ScenarioFile, kind: AttachKind): ScenarioFile {
   const out = structuredClone(sf);
   if (kind === 'rdma') {
-    if (!out.plugins.some((p) => p.use === '@mmnsim/drivers-rdma')) out.plugins.push({ use: '@mmnsim/drivers-rdma' });
+    if (!out.plugins.some((p) => p.use === '@mmnsim/drivers-rdma'))
+      out.plugins.push({ use: '@mmnsim/drivers-rdma' });
     if (!out.devices.includes('nic0')) out.devices.push('nic0');
     const devices = out.rdma?.devices ?? [];
-    if (!devices.some((d) => d.name === 'mlx5_0')) devices.push({ name: 'mlx5_0', engine: 'nic0', bugs: [] });
+    if (!devices.some((d) => d.name === 'mlx5_0'))
+      devices.push({ name: 'mlx5_0', engine: 'nic0', bugs: [] });
     out.rdma = { devices };
     let n = 0;
-    for (const t of out.tasks) attachToOps(t.do as OpValue[], () => `attached_mr${n++}`);
+    for (const t of out.tasks) attachToOps(t.do, () => `attached_mr${n++}`);
   }
   return out;
 }

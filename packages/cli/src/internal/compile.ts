@@ -21,7 +21,10 @@ import type { TaskContext, World } from './ops.js';
 import type { FoundPlugin } from './plugins.js';
 import type { ScenarioFile } from './schema.js';
 
-function has<T>(sim: Simulation, id: { readonly name?: string } | (abstract new (...a: never[]) => T)): boolean {
+function has<T>(
+  sim: Simulation,
+  id: { readonly name?: string } | (abstract new (...a: never[]) => T),
+): boolean {
   try {
     sim.get(id as never);
     return true;
@@ -36,7 +39,11 @@ function has<T>(sim: Simulation, id: { readonly name?: string } | (abstract new 
  *
  * @throws InputError at `plugins.N.options.<field>`.
  */
-export function checkPluginOptions(sf: ScenarioFile, found: readonly FoundPlugin[], doc: LocatedDocument): Plugin[] {
+export function checkPluginOptions(
+  sf: ScenarioFile,
+  found: readonly FoundPlugin[],
+  doc: LocatedDocument,
+): Plugin[] {
   const plugins = found.map((f, i) => {
     const input = sf.plugins[i]!.options;
     const plugin = f.factory(input);
@@ -46,9 +53,23 @@ export function checkPluginOptions(sf: ScenarioFile, found: readonly FoundPlugin
       if (!r.success) {
         const issue = r.error.issues[0]!;
         const keys = (issue as { keys?: string[] }).keys;
-        const path = ['plugins', i, 'options', ...issue.path, ...(keys !== undefined ? [keys[0]!] : [])] as PropertyKey[];
-        const detail = keys !== undefined ? `plugin "${plugin.id}": unknown option "${keys[0]}"` : `plugin "${plugin.id}": ${issue.message}`;
-        throw new InputError(doc.file, doc.locate(keys !== undefined ? path.slice(0, -1) : path, keys?.[0]), fieldName(path), detail);
+        const path = [
+          'plugins',
+          i,
+          'options',
+          ...issue.path,
+          ...(keys !== undefined ? [keys[0]!] : []),
+        ] as PropertyKey[];
+        const detail =
+          keys !== undefined
+            ? `plugin "${plugin.id}": unknown option "${keys[0]}"`
+            : `plugin "${plugin.id}": ${issue.message}`;
+        throw new InputError(
+          doc.file,
+          doc.locate(keys !== undefined ? path.slice(0, -1) : path, keys?.[0]),
+          fieldName(path),
+          detail,
+        );
       }
     }
     return plugin;
@@ -57,7 +78,12 @@ export function checkPluginOptions(sf: ScenarioFile, found: readonly FoundPlugin
   plugins.forEach((p, i) => {
     for (const r of p.requires)
       if (!ids.has(r))
-        throw new InputError(doc.file, doc.locate(['plugins', i, 'use']), `plugins.${i}.use`, `plugin "${p.id}" requires plugin "${r}", which the scenario does not list`);
+        throw new InputError(
+          doc.file,
+          doc.locate(['plugins', i, 'use']),
+          `plugins.${i}.use`,
+          `plugin "${p.id}" requires plugin "${r}", which the scenario does not list`,
+        );
   });
   return plugins;
 }
@@ -69,8 +95,14 @@ export function checkPluginOptions(sf: ScenarioFile, found: readonly FoundPlugin
  * @param found its plugins, resolved, in file order.
  * @param id the scenario id (the file's `id`, or its name).
  */
-export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[], id: string): Scenario {
-  const needsInit = sf.processes.some((p) => p.mappings.length > 0 || p.vms.length > 0 || p.mrs.length > 0);
+export function compileScenario(
+  sf: ScenarioFile,
+  found: readonly FoundPlugin[],
+  id: string,
+): Scenario {
+  const needsInit = sf.processes.some(
+    (p) => p.mappings.length > 0 || p.vms.length > 0 || p.mrs.length > 0,
+  );
   return {
     id,
     options: () => ({
@@ -84,7 +116,9 @@ export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[],
       const hasMm = has(sim, MmService);
       const hasRdma = has(sim, RdmaService);
       if (sf.oracles.includes('notifier') && hasMm) {
-        const secondary: SecondaryMmuOracleOptions = hasRdma ? sim.get(RdmaService).oracleOptions() : {};
+        const secondary: SecondaryMmuOracleOptions = hasRdma
+          ? sim.get(RdmaService).oracleOptions()
+          : {};
         for (const o of notifierOracles(sim, secondary)) sim.addOracle(o);
       }
       const w: World = {
@@ -105,7 +139,8 @@ export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[],
         const svc = sim.get(MmService);
         for (const f of sf.files) {
           const content = new Map<number, number[]>();
-          for (const c of f.content) content.set(c.page, [...(content.get(c.page) ?? []), c.word, c.value]);
+          for (const c of f.content)
+            content.set(c.page, [...(content.get(c.page) ?? []), c.word, c.value]);
           w.files.set(f.name, svc.newFile(f.name, f.pages, content));
         }
         for (const p of sf.processes) {
@@ -118,7 +153,8 @@ export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[],
         }
       }
       if (sf.rdma !== undefined) {
-        if (!hasRdma) throw new ScenarioRunError('rdma', 'rdma.devices need the @mmnsim/drivers-rdma plugin');
+        if (!hasRdma)
+          throw new ScenarioRunError('rdma', 'rdma.devices need the @mmnsim/drivers-rdma plugin');
         const rdma = sim.get(RdmaService);
         for (const d of sf.rdma.devices) {
           const dev: RdmaDevice = rdma.createDevice(d.name, {
@@ -139,10 +175,16 @@ export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[],
           let task: Task;
           if (t.vcpu !== undefined) {
             const vm = w.vms.get(t.vcpu.vm);
-            if (vm === undefined) throw new ScenarioRunError(`tasks.${i}.vcpu.vm`, `VM "${t.vcpu.vm}" was not created`);
+            if (vm === undefined)
+              throw new ScenarioRunError(`tasks.${i}.vcpu.vm`, `VM "${t.vcpu.vm}" was not created`);
             if (t.vcpu.index >= vm.vcpus.length)
-              throw new ScenarioRunError(`tasks.${i}.vcpu.index`, `VM "${t.vcpu.vm}" has ${vm.vcpus.length} vCPUs (0..${vm.vcpus.length - 1})`);
-            task = vm.vcpu(t.vcpu.index).run((cpu) => runOps(w, { proc: ctxProc, guest: cpu }, t.do, path), t.name);
+              throw new ScenarioRunError(
+                `tasks.${i}.vcpu.index`,
+                `VM "${t.vcpu.vm}" has ${vm.vcpus.length} vCPUs (0..${vm.vcpus.length - 1})`,
+              );
+            task = vm
+              .vcpu(t.vcpu.index)
+              .run((cpu) => runOps(w, { proc: ctxProc, guest: cpu }, t.do, path), t.name);
           } else {
             const ctx: TaskContext = { proc: ctxProc };
             task = sim.spawn(t.name, t.cpu!, () => runOps(w, ctx, t.do, path));
@@ -161,28 +203,57 @@ export function compileScenario(sf: ScenarioFile, found: readonly FoundPlugin[],
           for (const [mi, m] of p.mappings.entries()) {
             const file = m.file !== undefined ? w.files.get(m.file)! : null;
             const len = ev(m.len);
-            const addr = yield* proc.mmap(m.addr !== undefined ? ev(m.addr) : 0, len, protBits(m.prot), mapBits(m.flags), file, m.offset !== undefined ? ev(m.offset) : 0);
-            if (addr < 0) throw new ScenarioRunError(`processes.${pi}.mappings.${mi}`, `mmap failed with ${addr}`);
+            const addr = yield* proc.mmap(
+              m.addr !== undefined ? ev(m.addr) : 0,
+              len,
+              protBits(m.prot),
+              mapBits(m.flags),
+              file,
+              m.offset !== undefined ? ev(m.offset) : 0,
+            );
+            if (addr < 0)
+              throw new ScenarioRunError(
+                `processes.${pi}.mappings.${mi}`,
+                `mmap failed with ${addr}`,
+              );
             w.vars.set(m.name, addr);
             if (m.fill !== undefined) {
               const base = ev(m.fill);
-              for (let k = 0; k * PAGE_SIZE < len; k++) yield* proc.store(addr + k * PAGE_SIZE, base + k);
+              for (let k = 0; k * PAGE_SIZE < len; k++)
+                yield* proc.store(addr + k * PAGE_SIZE, base + k);
             }
           }
           if (p.vms.length > 0) {
-            if (!has(sim, KvmService)) throw new ScenarioRunError(`processes.${pi}.vms`, 'VMs need the @mmnsim/drivers-kvm plugin');
+            if (!has(sim, KvmService))
+              throw new ScenarioRunError(
+                `processes.${pi}.vms`,
+                'VMs need the @mmnsim/drivers-kvm plugin',
+              );
             const kvm = sim.get(KvmService);
             for (const [vi, v] of p.vms.entries()) {
-              const vm = yield* kvm.createVm(proc, { name: v.name, vcpus: v.vcpus, ...(v.cpus !== undefined ? { cpus: v.cpus } : {}) });
+              const vm = yield* kvm.createVm(proc, {
+                name: v.name,
+                vcpus: v.vcpus,
+                ...(v.cpus !== undefined ? { cpus: v.cpus } : {}),
+              });
               w.vms.set(v.name, vm);
               for (const [si, s] of v.memslots.entries()) {
-                const r = yield* vm.setMemslot({ slot: s.slot, gpa: ev(s.gpa), size: ev(s.size), hva: ev(s.hva) });
-                if (r !== 0) throw new ScenarioRunError(`processes.${pi}.vms.${vi}.memslots.${si}`, `KVM_SET_USER_MEMORY_REGION failed with ${r}`);
+                const r = yield* vm.setMemslot({
+                  slot: s.slot,
+                  gpa: ev(s.gpa),
+                  size: ev(s.size),
+                  hva: ev(s.hva),
+                });
+                if (r !== 0)
+                  throw new ScenarioRunError(
+                    `processes.${pi}.vms.${vi}.memslots.${si}`,
+                    `KVM_SET_USER_MEMORY_REGION failed with ${r}`,
+                  );
               }
             }
           }
           for (const [ri, m] of p.mrs.entries())
-            yield* registerMr(w, proc, m as unknown as Record<string, unknown>, `processes.${pi}.mrs.${ri}`, (e) => ev(e));
+            yield* registerMr(w, proc, m, `processes.${pi}.mrs.${ri}`, (e) => ev(e));
         }
         start();
       });

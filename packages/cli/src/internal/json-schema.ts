@@ -8,11 +8,15 @@ import { ScenarioFileSchema } from './schema.js';
 
 /** The scenario file JSON Schema (draft 2020-12), for editors (`yaml-language-server`) and validators. */
 export function scenarioJsonSchema(): Record<string, unknown> {
-  const s = z.toJSONSchema(ScenarioFileSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  const s = z.toJSONSchema(ScenarioFileSchema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
   return {
     ...s,
     $id: 'https://mmnsim.dev/schema/scenario.schema.json',
     title: 'mmnsim scenario',
-    description: 'A scenario file of mmnsim: plugins, CPUs, processes, tasks and their workload, oracles, exploration defaults.',
+    description:
+      'A scenario file of mmnsim: plugins, CPUs, processes, tasks and their workload, oracles, exploration defaults.',
   };
 }

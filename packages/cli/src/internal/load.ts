@@ -63,7 +63,9 @@ function locateIn(
   for (const step of path) {
     let next: unknown;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(step));
+      const pair = node.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(step),
+      );
       if (pair === undefined) return best;
       next = pair.value;
       if (next === null || next === undefined) return rangeOf(pair.key) ?? best;
@@ -75,7 +77,9 @@ function locateIn(
     best = rangeOf(node) ?? best;
   }
   if (key !== undefined && isMap(node)) {
-    const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key);
+    const pair = node.items.find(
+      (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === key,
+    );
     if (pair !== undefined) return rangeOf(pair.key) ?? best;
   }
   return best;
@@ -124,8 +128,14 @@ function explain(issue: z.core.$ZodIssue, root: unknown, prefix: readonly Proper
         };
       const name = keys[0]!;
       if (!(OP_NAMES as string[]).includes(name))
-        return { path: [...path, name], key: name, message: `unknown operation "${name}" (allowed: ${OP_NAMES.join(', ')})` };
-      const r = (OPS as Record<string, z.ZodType>)[name]!.safeParse((raw as Record<string, unknown>)[name]);
+        return {
+          path: [...path, name],
+          key: name,
+          message: `unknown operation "${name}" (allowed: ${OP_NAMES.join(', ')})`,
+        };
+      const r = (OPS as Record<string, z.ZodType>)[name]!.safeParse(
+        (raw as Record<string, unknown>)[name],
+      );
       if (!r.success) return explain(r.error.issues[0]!, root, [...path, name]);
     }
     // Pick the branch matching the value's type.
@@ -144,17 +154,29 @@ function explain(issue: z.core.$ZodIssue, root: unknown, prefix: readonly Proper
   }
   if (issue.code === 'invalid_type') {
     const raw = valueAt(root, path);
-    const got = raw === undefined ? 'nothing (the field is required)' : raw === null ? 'null' : Array.isArray(raw) ? 'a list' : `${typeof raw} ${JSON.stringify(raw)}`;
+    const got =
+      raw === undefined
+        ? 'nothing (the field is required)'
+        : raw === null
+          ? 'null'
+          : Array.isArray(raw)
+            ? 'a list'
+            : `${typeof raw} ${JSON.stringify(raw)}`;
     return { path, message: `expected ${issue.expected}, got ${got}` };
   }
   if (issue.code === 'invalid_value') {
-    return { path, message: `${JSON.stringify(valueAt(root, path))} is not allowed (allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')})` };
+    return {
+      path,
+      message: `${JSON.stringify(valueAt(root, path))} is not allowed (allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')})`,
+    };
   }
   return { path, message: issue.message };
 }
 
 function isOpPath(path: readonly PropertyKey[]): boolean {
-  return path.length >= 2 && path[path.length - 2] === 'do' && typeof path[path.length - 1] === 'number';
+  return (
+    path.length >= 2 && path[path.length - 2] === 'do' && typeof path[path.length - 1] === 'number'
+  );
 }
 
 function describeUnion(path: readonly PropertyKey[]): string {
@@ -167,14 +189,19 @@ function allowedKeysAt(path: readonly PropertyKey[], obj: unknown): string[] | u
   void obj;
   if (path.length === 0) return Object.keys(ScenarioFileSchema.shape);
   const last = path[path.length - 1];
-  if (typeof last === 'string' && (OP_NAMES as string[]).includes(last) && isOpPath(path.slice(0, -1)))
+  if (
+    typeof last === 'string' &&
+    (OP_NAMES as string[]).includes(last) &&
+    isOpPath(path.slice(0, -1))
+  )
     return Object.keys((OPS as unknown as Record<string, z.ZodObject>)[last]!.shape);
   const section = path[0];
   const sub: Record<string, () => z.ZodObject | undefined> = {
-    processes: () => (path.length === 2 ? (ScenarioFileSchema.shape.processes.unwrap().unwrap() as unknown as z.ZodObject) : undefined),
-    tasks: () => (path.length === 2 ? (ScenarioFileSchema.shape.tasks.element as unknown as z.ZodObject) : undefined),
-    plugins: () => (path.length === 2 ? (ScenarioFileSchema.shape.plugins.element as unknown as z.ZodObject) : undefined),
-    explore: () => (path.length === 1 ? (ScenarioFileSchema.shape.explore.unwrap() as unknown as z.ZodObject) : undefined),
+    processes: () =>
+      path.length === 2 ? ScenarioFileSchema.shape.processes.unwrap().unwrap() : undefined,
+    tasks: () => (path.length === 2 ? ScenarioFileSchema.shape.tasks.element : undefined),
+    plugins: () => (path.length === 2 ? ScenarioFileSchema.shape.plugins.element : undefined),
+    explore: () => (path.length === 1 ? ScenarioFileSchema.shape.explore.unwrap() : undefined),
   };
   const s = typeof section === 'string' ? sub[section]?.() : undefined;
   return s !== undefined ? Object.keys(s.shape) : undefined;
@@ -189,14 +216,27 @@ export function validateScenario(doc: LocatedDocument): ScenarioFile {
   const r = ScenarioFileSchema.safeParse(doc.value);
   if (!r.success) {
     const e = explain(r.error.issues[0]!, doc.value, []);
-    throw new InputError(doc.file, doc.locate(e.path.slice(0, e.key !== undefined ? -1 : undefined), e.key), fieldName(e.path), e.message);
+    throw new InputError(
+      doc.file,
+      doc.locate(e.path.slice(0, e.key !== undefined ? -1 : undefined), e.key),
+      fieldName(e.path),
+      e.message,
+    );
   }
   checkReferences(r.data, doc);
   return r.data;
 }
 
+/** What {@link loadScenarioText} returns. */
+export interface LoadedText {
+  /** The validated scenario. */
+  readonly file: ScenarioFile;
+  /** The parsed document, for positions. */
+  readonly doc: LocatedDocument;
+}
+
 /** Parses and validates scenario text (YAML or JSON). @throws InputError */
-export function loadScenarioText(text: string, file: string): { file: ScenarioFile; doc: LocatedDocument } {
+export function loadScenarioText(text: string, file: string): LoadedText {
   const doc = parseLocated(text, file);
   return { file: validateScenario(doc), doc };
 }
@@ -208,9 +248,16 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
   const devices = new Set(sf.devices);
   const cpuOk = (cpu: number | string, path: PropertyKey[]): void => {
     if (typeof cpu === 'number') {
-      if (cpu >= sf.cpus) fail(path, `CPU ${cpu} does not exist (the scenario has cpus: ${sf.cpus}, so 0..${sf.cpus - 1}${devices.size > 0 ? ` or a device: ${[...devices].join(', ')}` : ''})`);
+      if (cpu >= sf.cpus)
+        fail(
+          path,
+          `CPU ${cpu} does not exist (the scenario has cpus: ${sf.cpus}, so 0..${sf.cpus - 1}${devices.size > 0 ? ` or a device: ${[...devices].join(', ')}` : ''})`,
+        );
     } else if (!devices.has(cpu))
-      fail(path, `"${cpu}" is not a device of "devices" (${devices.size > 0 ? [...devices].join(', ') : 'none declared'}) nor a CPU index`);
+      fail(
+        path,
+        `"${cpu}" is not a device of "devices" (${devices.size > 0 ? [...devices].join(', ') : 'none declared'}) nor a CPU index`,
+      );
   };
   const files = new Set(sf.files.map((f) => f.name));
   const procs = new Set<string>();
@@ -225,7 +272,10 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
     p.mappings.forEach((m, j) => {
       vars.add(m.name);
       if (m.file !== undefined && !files.has(m.file))
-        fail(['processes', i, 'mappings', j, 'file'], `no file "${m.file}" in "files" (${[...files].join(', ') || 'none declared'})`);
+        fail(
+          ['processes', i, 'mappings', j, 'file'],
+          `no file "${m.file}" in "files" (${[...files].join(', ') || 'none declared'})`,
+        );
     });
     p.vms.forEach((v, j) => {
       vms.add(v.name);
@@ -234,14 +284,23 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
     p.mrs.forEach((m, j) => {
       mrs.add(m.name);
       if (!rdmaDevices.has(m.device))
-        fail(['processes', i, 'mrs', j, 'device'], `no RDMA device "${m.device}" in rdma.devices (${[...rdmaDevices].join(', ') || 'none declared'})`);
+        fail(
+          ['processes', i, 'mrs', j, 'device'],
+          `no RDMA device "${m.device}" in rdma.devices (${[...rdmaDevices].join(', ') || 'none declared'})`,
+        );
     });
   });
   (sf.rdma?.devices ?? []).forEach((d, i) => {
     if (d.engine !== undefined && !devices.has(d.engine))
-      fail(['rdma', 'devices', i, 'engine'], `"${d.engine}" is not a device of "devices" (${[...devices].join(', ') || 'none declared'})`);
+      fail(
+        ['rdma', 'devices', i, 'engine'],
+        `"${d.engine}" is not a device of "devices" (${[...devices].join(', ') || 'none declared'})`,
+      );
     if (d.engine === undefined && !devices.has(d.name))
-      fail(['rdma', 'devices', i, 'name'], `the device's engines run on device context "${d.name}": add it to "devices" or set "engine"`);
+      fail(
+        ['rdma', 'devices', i, 'name'],
+        `the device's engines run on device context "${d.name}": add it to "devices" or set "engine"`,
+      );
     if (d.faultCpu !== undefined) cpuOk(d.faultCpu, ['rdma', 'devices', i, 'faultCpu']);
   });
   // Names bound by operations anywhere (tasks run concurrently: binding order is a run-time matter).
@@ -267,13 +326,34 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
     walkBind(t.do);
   });
   const exprVars = (e: unknown): string[] =>
-    typeof e === 'string' ? [...e.matchAll(/(?:^|\+)\s*([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!) : [];
+    typeof e === 'string'
+      ? [...e.matchAll(/(?:^|\+)\s*([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)
+      : [];
   const checkExprs = (obj: Record<string, unknown>, path: PropertyKey[]): void => {
     for (const [k, v] of Object.entries(obj)) {
       if (k === 'do' || k === 'name' || k === 'as' || k === 'var') continue;
       for (const name of exprVars(v))
-        if (!vars.has(name) && ['addr', 'len', 'offset', 'value', 'gpa', 'size', 'hva', 'oldLen', 'newLen', 'newAddr', 'fill', 'brk'].includes(k))
-          fail([...path, k], `variable "${name}" is never bound (bound: ${[...vars].join(', ') || 'none'}; bind one with "as:", a mapping's "name" or a repeat's "var")`);
+        if (
+          !vars.has(name) &&
+          [
+            'addr',
+            'len',
+            'offset',
+            'value',
+            'gpa',
+            'size',
+            'hva',
+            'oldLen',
+            'newLen',
+            'newAddr',
+            'fill',
+            'brk',
+          ].includes(k)
+        )
+          fail(
+            [...path, k],
+            `variable "${name}" is never bound (bound: ${[...vars].join(', ') || 'none'}; bind one with "as:", a mapping's "name" or a repeat's "var")`,
+          );
     }
   };
   const walkCheck = (ops: readonly Record<string, unknown>[], path: PropertyKey[]): void => {
@@ -282,19 +362,43 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
       const here = [...path, i, name];
       checkExprs(args, here);
       if (typeof args.in === 'string' && !procs.has(args.in))
-        fail([...here, 'in'], `no process "${args.in}" (declared or forked: ${[...procs].join(', ') || 'none'})`);
-      if ((name === 'oom_reap' || (name === 'spawn' && args.process !== undefined)) && !procs.has(args.process as string))
-        fail([...here, 'process'], `no process "${String(args.process)}" (${[...procs].join(', ') || 'none'})`);
+        fail(
+          [...here, 'in'],
+          `no process "${args.in}" (declared or forked: ${[...procs].join(', ') || 'none'})`,
+        );
+      if (
+        (name === 'oom_reap' || (name === 'spawn' && args.process !== undefined)) &&
+        !procs.has(args.process as string)
+      )
+        fail(
+          [...here, 'process'],
+          `no process "${String(args.process)}" (${[...procs].join(', ') || 'none'})`,
+        );
       if ((name === 'memslot' || name === 'vm_destroy') && !vms.has(args.vm as string))
-        fail([...here, 'vm'], `no VM "${String(args.vm)}" (declared: ${[...vms].join(', ') || 'none'})`);
-      if (['mr_deregister', 'rdma_write', 'rdma_read'].includes(name) && !mrs.has(args.mr as string))
-        fail([...here, 'mr'], `no memory region "${String(args.mr)}" (${[...mrs].join(', ') || 'none'})`);
+        fail(
+          [...here, 'vm'],
+          `no VM "${String(args.vm)}" (declared: ${[...vms].join(', ') || 'none'})`,
+        );
+      if (
+        ['mr_deregister', 'rdma_write', 'rdma_read'].includes(name) &&
+        !mrs.has(args.mr as string)
+      )
+        fail(
+          [...here, 'mr'],
+          `no memory region "${String(args.mr)}" (${[...mrs].join(', ') || 'none'})`,
+        );
       if (name === 'mr_register' && !rdmaDevices.has(args.device as string))
-        fail([...here, 'device'], `no RDMA device "${String(args.device)}" in rdma.devices (${[...rdmaDevices].join(', ') || 'none declared'})`);
+        fail(
+          [...here, 'device'],
+          `no RDMA device "${String(args.device)}" in rdma.devices (${[...rdmaDevices].join(', ') || 'none declared'})`,
+        );
       if (name === 'join' && !tasks.has(args.task as string))
         fail([...here, 'task'], `no task "${String(args.task)}" (${[...tasks].join(', ')})`);
       if (name === 'mmap' && args.file !== undefined && !files.has(args.file as string))
-        fail([...here, 'file'], `no file "${String(args.file)}" in "files" (${[...files].join(', ') || 'none declared'})`);
+        fail(
+          [...here, 'file'],
+          `no file "${args.file as string}" in "files" (${[...files].join(', ') || 'none declared'})`,
+        );
       if (name === 'spawn') {
         cpuOk(args.cpu as number | string, [...here, 'cpu']);
         walkCheck(args.do as Record<string, unknown>[], [...here, 'do']);
@@ -307,15 +411,27 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
     if (seen.has(t.name)) fail(['tasks', i, 'name'], `task "${t.name}" is declared twice`);
     seen.add(t.name);
     if (t.vcpu !== undefined) {
-      if (t.cpu !== undefined) fail(['tasks', i, 'cpu'], 'a vCPU task runs on its vCPU\'s CPU: give "cpu" or "vcpu", not both');
-      if (!vms.has(t.vcpu.vm)) fail(['tasks', i, 'vcpu', 'vm'], `no VM "${t.vcpu.vm}" (declared: ${[...vms].join(', ') || 'none'})`);
-    } else if (t.cpu === undefined) fail(['tasks', i], 'a task needs "cpu" (a CPU index or a device) or "vcpu"');
+      if (t.cpu !== undefined)
+        fail(
+          ['tasks', i, 'cpu'],
+          'a vCPU task runs on its vCPU\'s CPU: give "cpu" or "vcpu", not both',
+        );
+      if (!vms.has(t.vcpu.vm))
+        fail(
+          ['tasks', i, 'vcpu', 'vm'],
+          `no VM "${t.vcpu.vm}" (declared: ${[...vms].join(', ') || 'none'})`,
+        );
+    } else if (t.cpu === undefined)
+      fail(['tasks', i], 'a task needs "cpu" (a CPU index or a device) or "vcpu"');
     else cpuOk(t.cpu, ['tasks', i, 'cpu']);
     if (t.process !== undefined && !procs.has(t.process))
-      fail(['tasks', i, 'process'], `no process "${t.process}" (declared: ${[...procs].join(', ') || 'none'})`);
+      fail(
+        ['tasks', i, 'process'],
+        `no process "${t.process}" (declared: ${[...procs].join(', ') || 'none'})`,
+      );
     walkCheck(t.do, ['tasks', i, 'do']);
   });
   sf.processes.forEach((p, i) =>
-    p.mappings.forEach((m, j) => checkExprs(m as unknown as Record<string, unknown>, ['processes', i, 'mappings', j])),
+    p.mappings.forEach((m, j) => checkExprs(m, ['processes', i, 'mappings', j])),
   );
 }

@@ -9,7 +9,17 @@ import type { Simulation, Task, TaskGen } from '@mmnsim/core';
 import type { GuestCpu, Vm } from '@mmnsim/drivers-kvm';
 import { IbAccess } from '@mmnsim/drivers-rdma';
 import type { MemoryRegion, QueuePair, RdmaDevice } from '@mmnsim/drivers-rdma';
-import { Madv, Map_, mmget, MmService, Mremap, PAGE_SIZE, Prot, pteMapsPage, ptePfn } from '@mmnsim/mm';
+import {
+  Madv,
+  Map_,
+  mmget,
+  MmService,
+  Mremap,
+  PAGE_SIZE,
+  Prot,
+  pteMapsPage,
+  ptePfn,
+} from '@mmnsim/mm';
 import type { Process, SimFile } from '@mmnsim/mm';
 import { evalExpr, UnboundVariableError } from './expr.js';
 import type { OpValue } from './schema.js';
@@ -73,7 +83,11 @@ const MAP: Record<string, number> = {
   fixed_noreplace: Map_.FIXED_NOREPLACE,
 };
 const MADV: Record<string, number> = { dontneed: Madv.DONTNEED, free: Madv.FREE };
-const MREMAP: Record<string, number> = { maymove: Mremap.MAYMOVE, fixed: Mremap.FIXED, dontunmap: Mremap.DONTUNMAP };
+const MREMAP: Record<string, number> = {
+  maymove: Mremap.MAYMOVE,
+  fixed: Mremap.FIXED,
+  dontunmap: Mremap.DONTUNMAP,
+};
 const ACCESS: Record<string, number> = {
   local_write: IbAccess.LOCAL_WRITE,
   remote_write: IbAccess.REMOTE_WRITE,
@@ -98,7 +112,12 @@ export const accessBits = (names: readonly string[]): number => bits(names, ACCE
 type Args = Record<string, unknown>;
 
 /** Runs `ops` (at YAML path `path`) in the calling task. */
-export function* runOps(w: World, t: TaskContext, ops: readonly OpValue[], path: string): TaskGen<void> {
+export function* runOps(
+  w: World,
+  t: TaskContext,
+  ops: readonly OpValue[],
+  path: string,
+): TaskGen<void> {
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     const name = Object.keys(op)[0]!;
@@ -112,34 +131,57 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       return evalExpr(e as number | string, w.vars);
     } catch (err) {
       if (err instanceof UnboundVariableError)
-        throw new ScenarioRunError(`${here}.${field}`, `${err.message} when this task reaches it (is it bound by a task that has not run yet? add a "join")`);
+        throw new ScenarioRunError(
+          `${here}.${field}`,
+          `${err.message} when this task reaches it (is it bound by a task that has not run yet? add a "join")`,
+        );
       throw err;
     }
   };
-  const opt = (e: unknown, field: string, dflt: number): number => (e === undefined ? dflt : ev(e, field));
+  const opt = (e: unknown, field: string, dflt: number): number =>
+    e === undefined ? dflt : ev(e, field);
   const proc = (): Process => {
     const p = a.in !== undefined ? w.procs.get(a.in as string) : t.proc;
     if (p === undefined)
-      throw new ScenarioRunError(here, a.in !== undefined ? `process "${String(a.in)}" does not exist yet in this run` : 'the task has no process (give the task a "process" or the operation an "in")');
+      throw new ScenarioRunError(
+        here,
+        a.in !== undefined
+          ? `process "${a.in as string}" does not exist yet in this run`
+          : 'the task has no process (give the task a "process" or the operation an "in")',
+      );
     return p;
   };
   const bind = (v: number): void => {
     if (typeof a.as === 'string') w.vars.set(a.as, v);
   };
   const guest = (): GuestCpu => {
-    if (t.guest === undefined) throw new ScenarioRunError(here, `${name} runs only in a vCPU task (a task with "vcpu")`);
+    if (t.guest === undefined)
+      throw new ScenarioRunError(here, `${name} runs only in a vCPU task (a task with "vcpu")`);
     return t.guest;
   };
   const mr = (): MemoryRegion => {
     const m = w.mrs.get(a.mr as string);
-    if (m === undefined) throw new ScenarioRunError(`${here}.mr`, `memory region "${String(a.mr)}" is not registered (yet) in this run`);
+    if (m === undefined)
+      throw new ScenarioRunError(
+        `${here}.mr`,
+        `memory region "${String(a.mr)}" is not registered (yet) in this run`,
+      );
     return m;
   };
   const sched = w.sim.scheduler;
   switch (name) {
     case 'mmap': {
       const file = a.file !== undefined ? w.files.get(a.file as string)! : null;
-      bind(yield* proc().mmap(opt(a.addr, 'addr', 0), ev(a.len, 'len'), protBits(a.prot as string[]), mapBits(a.flags as string[]), file, opt(a.offset, 'offset', 0)));
+      bind(
+        yield* proc().mmap(
+          opt(a.addr, 'addr', 0),
+          ev(a.len, 'len'),
+          protBits(a.prot as string[]),
+          mapBits(a.flags as string[]),
+          file,
+          opt(a.offset, 'offset', 0),
+        ),
+      );
       return;
     }
     case 'munmap':
@@ -152,14 +194,23 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       yield* proc().madvise(ev(a.addr, 'addr'), ev(a.len, 'len'), MADV[a.advice as string]!);
       return;
     case 'mremap':
-      bind(yield* proc().mremap(ev(a.addr, 'addr'), ev(a.oldLen, 'oldLen'), ev(a.newLen, 'newLen'), bits(a.flags as string[], MREMAP), opt(a.newAddr, 'newAddr', 0)));
+      bind(
+        yield* proc().mremap(
+          ev(a.addr, 'addr'),
+          ev(a.oldLen, 'oldLen'),
+          ev(a.newLen, 'newLen'),
+          bits(a.flags as string[], MREMAP),
+          opt(a.newAddr, 'newAddr', 0),
+        ),
+      );
       return;
     case 'brk':
       bind(yield* proc().brk(ev(a.addr, 'addr')));
       return;
     case 'fork': {
       const child = yield* proc().fork(a.child as string);
-      if (typeof child === 'number') throw new ScenarioRunError(here, `fork failed with ${errnoName(child)}`);
+      if (typeof child === 'number')
+        throw new ScenarioRunError(here, `fork failed with ${errnoName(child)}`);
       w.procs.set(a.child as string, child);
       return;
     }
@@ -209,7 +260,11 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
     }
     case 'oom_reap': {
       const p = w.procs.get(a.process as string);
-      if (p === undefined) throw new ScenarioRunError(`${here}.process`, `process "${String(a.process)}" does not exist yet in this run`);
+      if (p === undefined)
+        throw new ScenarioRunError(
+          `${here}.process`,
+          `process "${String(a.process)}" does not exist yet in this run`,
+        );
       yield* w.sim.get(MmService).oomReap(p);
       return;
     }
@@ -218,7 +273,11 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       return;
     case 'join': {
       const task = w.tasks.get(a.task as string);
-      if (task === undefined) throw new ScenarioRunError(`${here}.task`, `task "${String(a.task)}" has not been started yet in this run`);
+      if (task === undefined)
+        throw new ScenarioRunError(
+          `${here}.task`,
+          `task "${String(a.task)}" has not been started yet in this run`,
+        );
       yield* sched.join(task);
       return;
     }
@@ -233,9 +292,16 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       return;
     case 'memslot': {
       const vm = w.vms.get(a.vm as string);
-      if (vm === undefined) throw new ScenarioRunError(`${here}.vm`, `VM "${String(a.vm)}" does not exist in this run`);
-      const r = yield* vm.setMemslot({ slot: a.slot as number, gpa: ev(a.gpa, 'gpa'), size: ev(a.size, 'size'), hva: ev(a.hva, 'hva') });
-      if (r !== 0) throw new ScenarioRunError(here, `KVM_SET_USER_MEMORY_REGION failed with ${errnoName(r)}`);
+      if (vm === undefined)
+        throw new ScenarioRunError(`${here}.vm`, `VM "${String(a.vm)}" does not exist in this run`);
+      const r = yield* vm.setMemslot({
+        slot: a.slot as number,
+        gpa: ev(a.gpa, 'gpa'),
+        size: ev(a.size, 'size'),
+        hva: ev(a.hva, 'hva'),
+      });
+      if (r !== 0)
+        throw new ScenarioRunError(here, `KVM_SET_USER_MEMORY_REGION failed with ${errnoName(r)}`);
       return;
     }
     case 'vm_destroy': {
@@ -281,11 +347,16 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
     case 'spawn': {
       const p = a.process !== undefined ? w.procs.get(a.process as string) : t.proc;
       if (a.process !== undefined && p === undefined)
-        throw new ScenarioRunError(`${here}.process`, `process "${String(a.process)}" does not exist yet in this run`);
+        throw new ScenarioRunError(
+          `${here}.process`,
+          `process "${a.process as string}" does not exist yet in this run`,
+        );
       if (a.thread === true && p !== undefined) mmget(p.mm);
       const ctx: TaskContext = { proc: p };
       const body = a.do as OpValue[];
-      const task = w.sim.spawn(a.name as string, a.cpu as number | string, () => runOps(w, ctx, body, `${here}.do`));
+      const task = w.sim.spawn(a.name as string, a.cpu as number | string, () =>
+        runOps(w, ctx, body, `${here}.do`),
+      );
       w.tasks.set(a.name as string, task);
       return;
     }
@@ -303,12 +374,19 @@ export function* registerMr(
   ev: (e: unknown, field: string) => number,
 ): TaskGen<void> {
   const dev = w.devices.get(a.device as string);
-  if (dev === undefined) throw new ScenarioRunError(`${here}.device`, `RDMA device "${String(a.device)}" does not exist`);
-  const access = accessBits((a.access as string[] | undefined) ?? ['local_write', 'remote_write', 'remote_read']);
+  if (dev === undefined)
+    throw new ScenarioRunError(
+      `${here}.device`,
+      `RDMA device "${String(a.device)}" does not exist`,
+    );
+  const access = accessBits(
+    (a.access as string[] | undefined) ?? ['local_write', 'remote_write', 'remote_read'],
+  );
   const r =
     a.odp === false
       ? yield* dev.registerPinnedMr(p, ev(a.addr, 'addr'), ev(a.len, 'len'), access)
       : yield* dev.registerOdpMr(p, ev(a.addr, 'addr'), ev(a.len, 'len'), access);
-  if (typeof r === 'number') throw new ScenarioRunError(here, `ibv_reg_mr failed with ${errnoName(r)}`);
+  if (typeof r === 'number')
+    throw new ScenarioRunError(here, `ibv_reg_mr failed with ${errnoName(r)}`);
   w.mrs.set(a.name as string, r);
 }

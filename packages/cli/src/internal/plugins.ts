@@ -46,14 +46,22 @@ export const BUILTIN_MODULES: Readonly<Record<string, Readonly<Record<string, un
 export function isPlugin(v: unknown): v is Plugin {
   if (v === null || typeof v !== 'object') return false;
   const p = v as Record<string, unknown>;
-  return typeof p.id === 'string' && Array.isArray(p.requires) && typeof p.module === 'object' && p.module !== null;
+  return (
+    typeof p.id === 'string' &&
+    Array.isArray(p.requires) &&
+    typeof p.module === 'object' &&
+    p.module !== null
+  );
 }
 
 /**
  * The plugin factories a module exports: every exported function whose name ends in `Plugin` and
  * that returns a {@link Plugin} when called without options.
  */
-export function pluginFactories(use: string, mod: Readonly<Record<string, unknown>>): FoundPlugin[] {
+export function pluginFactories(
+  use: string,
+  mod: Readonly<Record<string, unknown>>,
+): FoundPlugin[] {
   const out: FoundPlugin[] = [];
   for (const [name, v] of Object.entries(mod)) {
     if (typeof v !== 'function' || !/Plugin$/.test(name) || /^[A-Z]/.test(name)) continue;
@@ -81,12 +89,16 @@ export class PluginResolveError extends Error {
  *
  * @throws PluginResolveError when the module cannot be found or loaded.
  */
-export async function loadPluginModule(use: string, baseDir: string): Promise<Readonly<Record<string, unknown>>> {
+export async function loadPluginModule(
+  use: string,
+  baseDir: string,
+): Promise<Readonly<Record<string, unknown>>> {
   const builtin = BUILTIN_MODULES[use];
   if (builtin !== undefined) return builtin;
   const isPath = use.startsWith('./') || use.startsWith('../') || isAbsolute(use);
   try {
-    if (isPath) return (await import(pathToFileURL(resolve(baseDir, use)).href)) as Record<string, unknown>;
+    if (isPath)
+      return (await import(pathToFileURL(resolve(baseDir, use)).href)) as Record<string, unknown>;
     try {
       return (await import(use)) as Record<string, unknown>;
     } catch {
@@ -113,19 +125,29 @@ function firstLine(e: unknown): string {
  * @throws PluginResolveError when the module has no plugin factory, several and no `export`, or
  * not the named one.
  */
-export async function resolvePlugin(use: string, exportName: string | undefined, baseDir: string): Promise<FoundPlugin> {
+export async function resolvePlugin(
+  use: string,
+  exportName: string | undefined,
+  baseDir: string,
+): Promise<FoundPlugin> {
   const mod = await loadPluginModule(use, baseDir);
   const found = pluginFactories(use, mod);
   if (exportName !== undefined) {
     const f = found.find((p) => p.exportName === exportName);
     if (f === undefined)
-      throw new PluginResolveError(`"${use}" has no plugin factory "${exportName}" (it exports: ${found.map((p) => p.exportName).join(', ') || 'none'})`);
+      throw new PluginResolveError(
+        `"${use}" has no plugin factory "${exportName}" (it exports: ${found.map((p) => p.exportName).join(', ') || 'none'})`,
+      );
     return f;
   }
   if (found.length === 1) return found[0]!;
   if (found.length === 0)
-    throw new PluginResolveError(`"${use}" exports no plugin factory (a function named *Plugin returning definePlugin's result)`);
-  throw new PluginResolveError(`"${use}" exports several plugin factories (${found.map((p) => p.exportName).join(', ')}): say which with "export"`);
+    throw new PluginResolveError(
+      `"${use}" exports no plugin factory (a function named *Plugin returning definePlugin's result)`,
+    );
+  throw new PluginResolveError(
+    `"${use}" exports several plugin factories (${found.map((p) => p.exportName).join(', ')}): say which with "export"`,
+  );
 }
 
 /** Every plugin factory of the built-in packages, for `mmnsim plugins`. */

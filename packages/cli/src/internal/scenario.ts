@@ -36,7 +36,12 @@ export function readInput(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : String((e as Error).message);
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : String((e as Error).message);
     throw new InputError(path, { line: 1, col: 1 }, '(file)', `cannot read the file: ${why}`);
   }
 }
@@ -65,7 +70,13 @@ export async function loadScenarioFromText(
     try {
       plugins.push(await resolvePlugin(p.use, p.export, scenarioDir(path)));
     } catch (e) {
-      if (e instanceof PluginResolveError) throw new InputError(path, doc.locate(['plugins', i, 'use']), `plugins.${i}.use`, e.message);
+      if (e instanceof PluginResolveError)
+        throw new InputError(
+          path,
+          doc.locate(['plugins', i, 'use']),
+          `plugins.${i}.use`,
+          e.message,
+        );
       throw e;
     }
   }

@@ -46,6 +46,14 @@ export interface StraceImportSummary {
   readonly malformed: readonly MalformedLine[];
 }
 
+/** What {@link importStrace} returns. */
+export interface StraceImport {
+  /** The scenario file (before defaults). */
+  readonly scenario: ScenarioFileInput;
+  /** What was imported, counted, skipped. */
+  readonly summary: StraceImportSummary;
+}
+
 /** A malformed line with `strict` on. */
 export class StraceFormatError extends Error {
   /** Always `'StraceFormatError'`. */
@@ -78,7 +86,11 @@ const MAP_KNOWN: Record<string, string> = {
   MAP_POPULATE: 'populate',
   MAP_FIXED_NOREPLACE: 'fixed_noreplace',
 };
-const PROT_KNOWN: Record<string, string> = { PROT_READ: 'read', PROT_WRITE: 'write', PROT_EXEC: 'exec' };
+const PROT_KNOWN: Record<string, string> = {
+  PROT_READ: 'read',
+  PROT_WRITE: 'write',
+  PROT_EXEC: 'exec',
+};
 
 function num(text: string): number | undefined {
   const t = text.trim();
@@ -87,6 +99,30 @@ function num(text: string): number | undefined {
   if (/^[0-9]+$/.test(t)) return Number(t);
   return undefined;
 }
+
+const MEMORY_CALLS = new Set([
+  'mmap',
+  'mmap2',
+  'munmap',
+  'mprotect',
+  'madvise',
+  'mremap',
+  'brk',
+  'shmat',
+  'shmdt',
+  'shmget',
+]);
+const PROCESS_CALLS = new Set([
+  'clone',
+  'clone3',
+  'fork',
+  'vfork',
+  'execve',
+  'execveat',
+  'exit',
+  'exit_group',
+]);
+const CLONES = new Set(['clone', 'clone3', 'fork', 'vfork']);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 
@@ -104,12 +140,10 @@ function bump(r: Record<string, number>, k: string): void {
  *
  * @throws StraceFormatError on the first malformed line when `strict` is set.
  */
-export function importStrace(
-  text: string,
-  options: StraceImportOptions = {},
-): { scenario: ScenarioFileInput; summary: StraceImportSummary } {
+export function importStrace(text: string, options: StraceImportOptions = {}): StraceImport {
   const parsed = parseStrace(text);
-  if (options.strict === true && parsed.malformed.length > 0) throw new StraceFormatError(parsed.malformed[0]!);
+  if (options.strict === true && parsed.malformed.length > 0)
+    throw new StraceFormatError(parsed.malformed[0]!);
   const cpus = options.cpus ?? 2;
   const imported: Record<string, number> = {};
   const other: Record<string, number> = {};
@@ -144,7 +178,8 @@ export function importStrace(
       taskCount++;
       s = { proc, ops: [], exited: false, brkSeen: false };
       pids.set(pid, s);
-      if (rootTask === undefined) rootTask = { name: `t${pid}`, cpu: nextCpu++ % cpus, process: proc, do: s.ops };
+      if (rootTask === undefined)
+        rootTask = { name: `t${pid}`, cpu: nextCpu++ % cpus, process: proc, do: s.ops };
     }
     return s;
   };
@@ -203,7 +238,7 @@ export function importStrace(
   // until the clone that creates it has been imported.
   const parentOf = new Map<number, number>();
   for (const ev of parsed.events)
-    if (ev.type === 'syscall' && ['clone', 'clone3', 'fork', 'vfork'].includes(ev.call.name)) {
+    if (ev.type === 'syscall' && CLONES.has(ev.call.name)) {
       const child = num(ev.call.ret);
       if (child !== undefined && child > 0) parentOf.set(child, ev.call.pid);
     }
@@ -236,14 +271,13 @@ export function importStrace(
     const s = state(c.pid);
     const a = c.args;
     const failed = c.errno !== undefined || c.ret === '-1';
-    const memory = ['mmap', 'mmap2', 'munmap', 'mprotect', 'madvise', 'mremap', 'brk', 'shmat', 'shmdt', 'shmget'];
-    const process = ['clone', 'clone3', 'fork', 'vfork', 'execve', 'execveat', 'exit', 'exit_group'];
-    if (!memory.includes(c.name) && !process.includes(c.name)) {
+    if (!MEMORY_CALLS.has(c.name) && !PROCESS_CALLS.has(c.name)) {
       bump(other, c.name);
       if (c.name === 'openat' || c.name === 'open') {
         const path = /"((?:[^"\\]|\\.)*)"/.exec(c.name === 'openat' ? (a[1] ?? '') : (a[0] ?? ''));
         const fd = num(c.ret);
-        if (path !== null && fd !== undefined && !failed) fdPaths.set(`${c.pid}:${fd}`, sanitize(path[1]!.split('/').pop() ?? 'file'));
+        if (path !== null && fd !== undefined && !failed)
+          fdPaths.set(`${c.pid}:${fd}`, sanitize(path[1]!.split('/').pop() ?? 'file'));
       } else if (c.name === 'close') fdPaths.delete(`${c.pid}:${a[0]}`);
       return;
     }
@@ -302,7 +336,8 @@ export function importStrace(
         const addr = num(a[0] ?? '');
         const len = num(a[1] ?? '');
         const adv = (a[2] ?? '').trim();
-        const advice = adv === 'MADV_DONTNEED' ? 'dontneed' : adv === 'MADV_FREE' ? 'free' : undefined;
+        const advice =
+          adv === 'MADV_DONTNEED' ? 'dontneed' : adv === 'MADV_FREE' ? 'free' : undefined;
         if (addr === undefined || len === undefined) bump(skipped, 'madvise unreadable');
         else if (advice === undefined) bump(skipped, `madvise ${adv} (not modelled)`);
         else emit(s, 'madvise', { addr: hex(addr), len, advice });
@@ -313,7 +348,12 @@ export function importStrace(
         const oldLen = num(a[1] ?? '');
         const newLen = num(a[2] ?? '');
         const res = num(c.ret);
-        if (old === undefined || oldLen === undefined || newLen === undefined || res === undefined) {
+        if (
+          old === undefined ||
+          oldLen === undefined ||
+          newLen === undefined ||
+          res === undefined
+        ) {
           bump(skipped, 'mremap unreadable');
           break;
         }
@@ -322,7 +362,13 @@ export function importStrace(
         if (fl.includes('MREMAP_MAYMOVE')) flags.push('maymove');
         // A move to where the kernel put it: MREMAP_FIXED at the traced result.
         if (res !== old) flags.push('fixed');
-        emit(s, 'mremap', { addr: hex(old), oldLen, newLen, flags, ...(res !== old ? { newAddr: hex(res) } : {}) });
+        emit(s, 'mremap', {
+          addr: hex(old),
+          oldLen,
+          newLen,
+          flags,
+          ...(res !== old ? { newAddr: hex(res) } : {}),
+        });
         break;
       }
       case 'brk': {
@@ -357,7 +403,14 @@ export function importStrace(
         else {
           const ro = /SHM_RDONLY/.test(a[2] ?? '');
           shmAt.set(`${s.proc}:${res}`, len);
-          s.ops.push({ mmap: { addr: hex(res), len, prot: ro ? ['read'] : ['read', 'write'], flags: ['shared', 'anonymous', 'fixed_noreplace'] } });
+          s.ops.push({
+            mmap: {
+              addr: hex(res),
+              len,
+              prot: ro ? ['read'] : ['read', 'write'],
+              flags: ['shared', 'anonymous', 'fixed_noreplace'],
+            },
+          });
           bump(imported, 'shmat');
         }
         break;
@@ -381,7 +434,8 @@ export function importStrace(
           bump(skipped, `${c.name} unreadable`);
           break;
         }
-        const flags = c.name === 'vfork' ? 'CLONE_VM|CLONE_VFORK' : c.name === 'fork' ? '' : a.join(',');
+        const flags =
+          c.name === 'vfork' ? 'CLONE_VM|CLONE_VFORK' : c.name === 'fork' ? '' : a.join(',');
         spawnChild(s, child, flags);
         bump(imported, c.name);
         flush(child);
@@ -420,6 +474,16 @@ export function importStrace(
   };
   return {
     scenario,
-    summary: { lines: parsed.lines, imported, other, skipped, droppedFlags, signals, processes: procCount, tasks: taskCount, malformed: parsed.malformed },
+    summary: {
+      lines: parsed.lines,
+      imported,
+      other,
+      skipped,
+      droppedFlags,
+      signals,
+      processes: procCount,
+      tasks: taskCount,
+      malformed: parsed.malformed,
+    },
   };
 }

@@ -23,10 +23,39 @@ export interface SyscallRecord {
 }
 
 /** Something in the trace that is not a syscall. */
-export type TraceEvent =
-  | { readonly type: 'syscall'; readonly call: SyscallRecord }
-  | { readonly type: 'exit'; readonly line: number; readonly pid: number; readonly how: string }
-  | { readonly type: 'signal'; readonly line: number; readonly pid: number; readonly signal: string };
+export type TraceEvent = SyscallEvent | ExitEvent | SignalEvent;
+
+/** A completed syscall of the trace. */
+export interface SyscallEvent {
+  /** Always `'syscall'`. */
+  readonly type: 'syscall';
+  /** The call. */
+  readonly call: SyscallRecord;
+}
+
+/** A thread exited (`+++ exited with N +++`, `+++ killed by SIG +++`, or its exit never returned). */
+export interface ExitEvent {
+  /** Always `'exit'`. */
+  readonly type: 'exit';
+  /** Its line. */
+  readonly line: number;
+  /** The thread. */
+  readonly pid: number;
+  /** How (`exited with 0`). */
+  readonly how: string;
+}
+
+/** A signal was delivered (`--- SIGCHLD {...} ---`). */
+export interface SignalEvent {
+  /** Always `'signal'`. */
+  readonly type: 'signal';
+  /** Its line. */
+  readonly line: number;
+  /** The thread. */
+  readonly pid: number;
+  /** The signal's name. */
+  readonly signal: string;
+}
 
 /** A line that could not be read, with its number and why. */
 export interface MalformedLine {
@@ -122,7 +151,9 @@ export function parseStrace(text: string): ParsedTrace {
     const at = pm[0].length;
     const rest = raw.slice(at);
     if (rest.startsWith('+++ ')) {
-      const m = /^\+\+\+ (exited with \d+|killed by \S+(?: \(core dumped\))?) \+\+\+\s*$/.exec(rest);
+      const m = /^\+\+\+ (exited with \d+|killed by \S+(?: \(core dumped\))?) \+\+\+\s*$/.exec(
+        rest,
+      );
       if (m === null) bad(lineNo, at + 1, 'an unreadable exit line', raw);
       else events.push({ type: 'exit', line: lineNo, pid, how: m[1]! });
       continue;
@@ -139,7 +170,12 @@ export function parseStrace(text: string): ParsedTrace {
     if (resumed !== null) {
       const p = pending.get(pid);
       if (p === undefined || p.name !== resumed[1]) {
-        bad(lineNo, at + 1, `"${resumed[1]} resumed" without a matching "<unfinished ...>" of pid ${pid}`, raw);
+        bad(
+          lineNo,
+          at + 1,
+          `"${resumed[1]} resumed" without a matching "<unfinished ...>" of pid ${pid}`,
+          raw,
+        );
         continue;
       }
       pending.delete(pid);
@@ -153,10 +189,10 @@ export function parseStrace(text: string): ParsedTrace {
       }
       name = m[1]!;
       full = rest;
-      const un = /\s*<unfinished \.\.\.>\s*$/.exec(full);
-      if (un !== null) {
+      const trimmed = full.trimEnd();
+      if (trimmed.endsWith('<unfinished ...>')) {
         if (pending.has(pid)) bad(lineNo, at + 1, `pid ${pid} has two unfinished calls`, raw);
-        pending.set(pid, { name, head: full.slice(0, un.index) });
+        pending.set(pid, { name, head: trimmed.slice(0, -'<unfinished ...>'.length).trimEnd() });
         continue;
       }
     }
