@@ -122,6 +122,7 @@ const PROCESS_CALLS = new Set([
   'exit',
   'exit_group',
 ]);
+const ARG_CALLS = new Set([...MEMORY_CALLS, ...PROCESS_CALLS, 'openat', 'open', 'close']);
 const CLONES = new Set(['clone', 'clone3', 'fork', 'vfork']);
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -141,7 +142,7 @@ function bump(r: Record<string, number>, k: string): void {
  * @throws StraceFormatError on the first malformed line when `strict` is set.
  */
 export function importStrace(text: string, options: StraceImportOptions = {}): StraceImport {
-  const parsed = parseStrace(text);
+  const parsed = parseStrace(text, { splitArgsOf: (n) => ARG_CALLS.has(n) });
   if (options.strict === true && parsed.malformed.length > 0)
     throw new StraceFormatError(parsed.malformed[0]!);
   const cpus = options.cpus ?? 2;

@@ -14,7 +14,7 @@ export interface SyscallRecord {
   readonly pid: number;
   /** The syscall name. */
   readonly name: string;
-  /** The raw argument text, split at top-level commas. */
+  /** The raw argument text, split at top-level commas (empty when not asked for). */
   readonly args: readonly string[];
   /** The raw return value (`0x7f..`, `0`, `-1`, `?`). */
   readonly ret: string;
@@ -77,24 +77,25 @@ export function splitArgs(text: string): string[] {
   const out: string[] = [];
   let depth = 0;
   let quote = false;
-  let cur = '';
+  let from = 0;
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
+    const c = text.charCodeAt(i);
     if (quote) {
-      cur += c;
-      if (c === '\\') cur += text[++i] ?? '';
-      else if (c === '"') quote = false;
+      if (c === 92)
+        i++; // backslash
+      else if (c === 34) quote = false;
       continue;
     }
-    if (c === '"') quote = true;
-    else if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth--;
-    if (c === ',' && depth === 0) {
-      out.push(cur.trim());
-      cur = '';
-    } else cur += c;
+    if (c === 34) quote = true;
+    else if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) depth--;
+    else if (c === 44 && depth === 0) {
+      out.push(text.slice(from, i).trim());
+      from = i + 1;
+    }
   }
-  if (cur.trim() !== '' || out.length > 0) out.push(cur.trim());
+  const last = text.slice(from).trim();
+  if (last !== '' || out.length > 0) out.push(last);
   return out;
 }
 
@@ -103,15 +104,15 @@ function closing(text: string, open: number): number {
   let depth = 0;
   let quote = false;
   for (let i = open; i < text.length; i++) {
-    const c = text[i]!;
+    const c = text.charCodeAt(i);
     if (quote) {
-      if (c === '\\') i++;
-      else if (c === '"') quote = false;
+      if (c === 92) i++;
+      else if (c === 34) quote = false;
       continue;
     }
-    if (c === '"') quote = true;
-    else if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') {
+    if (c === 34) quote = true;
+    else if (c === 40 || c === 91 || c === 123) depth++;
+    else if (c === 41 || c === 93 || c === 125) {
       depth--;
       if (depth === 0) return i;
     }
@@ -133,7 +134,14 @@ export interface ParsedTrace {
  * Parses strace output. Malformed lines (a truncated call, an unknown shape, a `resumed` with no
  * matching `unfinished`) are collected with their line and column, not thrown.
  */
-export function parseStrace(text: string): ParsedTrace {
+export function parseStrace(
+  text: string,
+  options: {
+    /** Which calls need their arguments split (default all; the others get `args: []`). */
+    readonly splitArgsOf?: (name: string) => boolean;
+  } = {},
+): ParsedTrace {
+  const wantArgs = options.splitArgsOf ?? (() => true);
   const events: TraceEvent[] = [];
   const malformed: MalformedLine[] = [];
   const pending = new Map<number, { name: string; head: string }>();
@@ -166,7 +174,7 @@ export function parseStrace(text: string): ParsedTrace {
     }
     let name: string;
     let full: string;
-    const resumed = /^<\.\.\. ([a-z_0-9]+) resumed>/.exec(rest);
+    const resumed = rest.charCodeAt(0) === 60 ? /^<\.\.\. ([a-z_0-9]+) resumed>/.exec(rest) : null;
     if (resumed !== null) {
       const p = pending.get(pid);
       if (p === undefined || p.name !== resumed[1]) {
@@ -213,7 +221,7 @@ export function parseStrace(text: string): ParsedTrace {
         line: lineNo,
         pid,
         name,
-        args: splitArgs(full.slice(open + 1, close)),
+        args: wantArgs(name) ? splitArgs(full.slice(open + 1, close)) : [],
         ret: r[1]!,
         ...(r[2] !== undefined ? { errno: r[2] } : {}),
       },
