@@ -57,3 +57,20 @@ describe('a plugin by relative path', () => {
     ).toEqual(['limit']);
   });
 });
+
+describe('mmnsim zoo', () => {
+  it('a broken variant is found and its correct counterpart is clean: exit 0', async () => {
+    const r = await cli(
+      'zoo',
+      '--only',
+      'odp-no-read-retry',
+      '--seeds',
+      '1',
+      '--iterations',
+      '300',
+    );
+    expect(r.out).toMatch(/^found {3}odp-no-read-retry /m);
+    expect(r.out).toMatch(/^clean {3}odp-no-read-retry\/correct /m);
+    expect(r.code).toBe(0);
+  });
+});

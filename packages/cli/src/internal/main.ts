@@ -500,11 +500,15 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
       seeds: opts.seeds,
       ...(opts.only !== undefined ? { only: opts.only } : {}),
       onLine: (l) => {
-        if (!l.found) failed = true;
+        // A broken variant must be found; its correct counterpart must stay clean.
+        const counterpart = l.variant.endsWith('/correct');
+        const ok = counterpart ? !l.found : l.found;
+        if (!ok) failed = true;
+        const verdict = counterpart ? (ok ? 'clean ' : 'FOUND ') : ok ? 'found ' : 'MISSED';
         line(
           opts.json === true
             ? JSON.stringify(l)
-            : `${l.found ? 'found ' : 'MISSED'}  ${l.variant.padEnd(34)} ${l.strategy}  <= ${l.iterations} schedules  ${l.rule}`,
+            : `${verdict}  ${l.variant.padEnd(40)} ${l.strategy}  <= ${l.iterations} schedules  ${l.rule}`,
         );
       },
     });
