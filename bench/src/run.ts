@@ -3,6 +3,7 @@
  * measured here and reported in notes; tests never assert on speed.
  */
 import 'reflect-metadata';
+import { benchCli } from './cli.js';
 import { benchCore } from './core.js';
 import { benchExplore, benchZoo } from './explore.js';
 import { benchIommu } from './iommu.js';
@@ -41,6 +42,7 @@ const suites: Record<string, () => Metric[] | Promise<Metric[]>> = {
   gart: benchGart,
   report: benchReport,
   log: benchLog,
+  cli: benchCli,
 };
 
 const only = process.argv.slice(2);
