@@ -1,6 +1,6 @@
 /**
  * The `mmnsim` command line (commander): run, explore, replay, minimize, import strace, zoo,
- * schema, plugins. Every command maps errors to the exit codes of `errors.ts` and prints one or
+ * schema, plugins (and export and report, from visual.ts). Every command maps errors to the exit codes of `errors.ts` and prints one or
  * two lines (a stack only with --debug). Its own file because it is the only place that touches
  * process.argv, stdout, stderr and the exit status.
  */
@@ -41,6 +41,13 @@ import type { FoundPlugin } from './plugins.js';
 import { loadScenarioFile, readInput } from './scenario.js';
 import type { LoadedScenario } from './scenario.js';
 import { importStrace, StraceFormatError } from './strace-import.js';
+import {
+  CAMPAIGN_FILE,
+  registerVisualCommands,
+  REPORT_FILE,
+  writeCampaignReport,
+} from './visual.js';
+import { recordIterations } from '@mmnsim/report';
 import { z } from 'zod';
 
 /** Where the command writes; tests pass their own. */
@@ -234,6 +241,7 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
           )
         : undefined;
     bar?.start(schedules, 0, { violations: 0 });
+    const rec = recordIterations(() => performance.now());
     let report: ExploreReport;
     try {
       report = explore(ls.scenario, {
@@ -244,12 +252,35 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
         now: () => performance.now(),
         ...(opts.time !== undefined ? { timeBudgetMs: opts.time as number } : {}),
         onProgress: (p) => bar?.update(p.iterations, { violations: p.distinct }),
+        onIteration: rec.onIteration,
       });
     } finally {
       bar?.stop();
     }
     const outDir = (opts.out as string | undefined) ?? join('mmnsim-out', ls.scenario.id);
-    const saved = saveFailures(ls, report, outDir, path);
+    const saved = saveFailures(ls, report, outDir);
+    // The campaign report: on a violation, or whenever --out names a directory.
+    let reportPath: string | null = null;
+    if (saved.dir !== null || opts.out !== undefined) {
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, CAMPAIGN_FILE), JSON.stringify(report, null, 2) + '\n');
+      reportPath = writeCampaignReport(outDir, ls.scenario, path, report, rec.records);
+      writeFileSync(
+        join(outDir, 'index.json'),
+        JSON.stringify(
+          {
+            scenario: ls.scenario.id,
+            scenarioFile: path,
+            replays: saved.replays,
+            logs: saved.logs,
+            campaign: CAMPAIGN_FILE,
+            report: REPORT_FILE,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+    }
     const expected = ls.file.expect;
     const found = report.failures.length > 0;
     const kinds = report.distinct.map((x) => x.kind);
@@ -282,6 +313,7 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
           expected: expected ?? null,
           asExpected: asExpected ?? null,
           out: saved,
+          report: reportPath,
         }),
       );
     } else {
@@ -307,6 +339,7 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
         line(saved.minimised.interleaving);
       }
       for (const f of saved.replays) line(`  replay: mmnsim replay ${f} --scenario ${path}`);
+      if (reportPath !== null) line(`  report: ${reportPath} (open it in a browser)`);
       if (asExpected !== undefined)
         line(
           `  expected ${expected!.outcome}${expected!.kinds !== undefined ? ` (${expected!.kinds.join(', ')})` : ''}: ${asExpected ? 'yes' : 'NO'}`,
@@ -559,6 +592,13 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
     throw new Done(Exit.CLEAN);
   });
 
+  registerVisualCommands(program, exampleHelp, {
+    line,
+    done: (code) => {
+      throw new Done(code);
+    },
+  });
+
   try {
     await program.parseAsync(
       argv.filter((a) => a !== '--debug'),
@@ -629,13 +669,12 @@ interface Saved {
 
 /**
  * Writes, for each distinct violation of a campaign, its replay file and event log into `dir`,
- * the first one minimised too, and `index.json` listing them (a report file can be added to it).
+ * the first one minimised too (`explore` then writes `index.json`, the campaign and its report).
  */
 function saveFailures(
   ls: LoadedScenario,
   report: ExploreReport,
   dir: string,
-  scenarioPath: string,
 ): Saved {
   if (report.failures.length === 0) return { dir: null, replays: [], logs: [] };
   mkdirSync(dir, { recursive: true });
@@ -671,14 +710,6 @@ function saveFailures(
   const inter = formatInterleaving(interleaving(run.sim.log!.events, { omit: QUIET, tail: 60 }), {
     maxRun: 12,
   });
-  writeFileSync(
-    join(dir, 'index.json'),
-    JSON.stringify(
-      { scenario: sc.id, scenarioFile: scenarioPath, replays, logs, report: null },
-      null,
-      2,
-    ) + '\n',
-  );
   return {
     dir,
     replays,
