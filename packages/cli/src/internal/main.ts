@@ -671,11 +671,7 @@ interface Saved {
  * Writes, for each distinct violation of a campaign, its replay file and event log into `dir`,
  * the first one minimised too (`explore` then writes `index.json`, the campaign and its report).
  */
-function saveFailures(
-  ls: LoadedScenario,
-  report: ExploreReport,
-  dir: string,
-): Saved {
+function saveFailures(ls: LoadedScenario, report: ExploreReport, dir: string): Saved {
   if (report.failures.length === 0) return { dir: null, replays: [], logs: [] };
   mkdirSync(dir, { recursive: true });
   const replays: string[] = [];
