@@ -413,34 +413,39 @@ export class Scheduler {
     else t.context.runq.push(t);
   }
 
-  /** Fills `out` with the tasks that may run at this step, in a deterministic order. */
+  /**
+   * Fills `out` with the tasks that may run at this step, in a deterministic order. It writes by
+   * index and trims the length only when it changed (resetting `length` at every step costs more
+   * than the collection itself on the hot path).
+   */
   private collect(out: Task[]): void {
-    out.length = 0;
+    let k = 0;
     const ctxs = this.contexts;
     for (let c = 0; c < ctxs.length; c++) {
       const ctx = ctxs[c]!;
       const occ = ctx.occupant;
       if (occ !== null && occ.interrupt) {
         // A handler runs to completion; nested interrupts are not modelled.
-        if (occ.state === 'runnable') out.push(occ);
+        if (occ.state === 'runnable') out[k++] = occ;
         continue;
       }
       const irqq = ctx.irqq;
       if (irqq.length > 0 && (occ === null || occ.irqsOff === 0)) {
-        for (let i = 0; i < irqq.length; i++) out.push(irqq[i]!);
+        for (let i = 0; i < irqq.length; i++) out[k++] = irqq[i]!;
       }
       if (occ !== null) {
         if (occ.state === 'runnable') {
-          out.push(occ);
+          out[k++] = occ;
           if (occ.preemptDepth > 0) continue;
         } else if (occ.spinning) continue;
       }
       const rq = ctx.runq;
       for (let i = 0; i < rq.length; i++) {
         const t = rq[i]!;
-        if (t !== occ) out.push(t);
+        if (t !== occ) out[k++] = t;
       }
     }
+    if (out.length !== k) out.length = k;
   }
 
   private enterTask(t: Task): void {
@@ -527,7 +532,11 @@ export class Scheduler {
   private removeFromRunq(t: Task): void {
     const rq = t.interrupt ? t.context.irqq : t.context.runq;
     const i = rq.indexOf(t);
-    if (i >= 0) rq.splice(i, 1);
+    if (i < 0) return;
+    // In place (splice would allocate the array of removed elements at every block).
+    const last = rq.length - 1;
+    for (let j = i; j < last; j++) rq[j] = rq[j + 1]!;
+    rq.pop();
   }
 
   private block(t: Task, on: Waitable, spin: boolean): void {

@@ -1,5 +1,5 @@
 import type { Scheduler } from './scheduler.js';
-import type { Task, TaskGen } from './task.js';
+import type { SchedOp, Task, TaskGen } from './task.js';
 
 /**
  * Anything a task can block on. The deadlock detector asks each blocked task's waitable who
@@ -51,6 +51,9 @@ interface Waiter {
  */
 export class WaitQueue implements Waitable {
   private waiters: Waiter[] = [];
+  /** The block ops this queue yields (sleeping, spinning), made once: the scheduler only reads them. */
+  private sleepOp: SchedOp | null = null;
+  private spinOp: SchedOp | null = null;
 
   /**
    * @param sched the scheduler whose tasks wait here.
@@ -85,7 +88,8 @@ export class WaitQueue implements Waitable {
   *wait(options?: WaitOptions): TaskGen<void> {
     const task = this.sched.current;
     this.waiters.push({ task, exclusive: options?.exclusive === true });
-    yield this.sched.blockOp(this, options?.spin === true);
+    if (options?.spin === true) yield (this.spinOp ??= this.sched.blockOp(this, true));
+    else yield (this.sleepOp ??= this.sched.blockOp(this, false));
   }
 
   /**

@@ -31,6 +31,12 @@ export interface CacheEntry {
   readonly stamp: number;
 }
 
+/** A cache entry with its links in the cache's LRU list (most recently used at the tail). */
+interface LruEntry extends CacheEntry {
+  prev: LruEntry | null;
+  next: LruEntry | null;
+}
+
 /** The fill clock the caches of one simulation share (entries filled later have larger stamps). */
 export interface FillClock {
   /** The last stamp given. */
@@ -56,11 +62,15 @@ export function cacheTag(did: number, pasid: number): number {
 export class TranslationCache implements SecondaryMmu {
   /** See {@link SecondaryMmu.kind}. */
   readonly kind = 'tlb' as const;
-  private readonly tags = new Map<number, Map<number, CacheEntry>>();
+  private readonly tags = new Map<number, Map<number, LruEntry>>();
   private count = 0;
   private clock = 0;
-  /** Every entry, least recently used first (a Set keeps insertion order). */
-  private readonly lru = new Set<CacheEntry>();
+  /**
+   * Every entry in a doubly linked list, least recently used first: a hit moves its entry to
+   * the tail without allocating (the hot path of every cached DMA access).
+   */
+  private head: LruEntry | null = null;
+  private tail: LruEntry | null = null;
   private readonly ev: SecondaryMmuEvents;
   /** Hits, misses, evictions, fills and invalidated entries so far. */
   readonly stats: Record<'hits' | 'misses' | 'evictions' | 'fills' | 'invalidated', number> = {
@@ -100,8 +110,10 @@ export class TranslationCache implements SecondaryMmu {
     }
     this.stats.hits++;
     e.used = ++this.clock;
-    this.lru.delete(e);
-    this.lru.add(e);
+    if (e !== this.tail) {
+      this.unlink(e);
+      this.append(e);
+    }
     return e;
   }
 
@@ -129,7 +141,7 @@ export class TranslationCache implements SecondaryMmu {
     const old = m.get(vpn);
     if (old !== undefined) this.drop(m, old);
     else if (this.count >= this.capacity) this.evictLru();
-    const e: CacheEntry = {
+    const e: LruEntry = {
       tag,
       did,
       pasid,
@@ -140,9 +152,11 @@ export class TranslationCache implements SecondaryMmu {
       mm,
       used: ++this.clock,
       stamp: ++this.fills.n,
+      prev: null,
+      next: null,
     };
     m.set(vpn, e);
-    this.lru.add(e);
+    this.append(e);
     this.count++;
     this.stats.fills++;
     if (mm !== null) this.ev.map(mm, vpn * PAGE_SIZE, pfn, gen, write);
@@ -206,16 +220,36 @@ export class TranslationCache implements SecondaryMmu {
     if (e.mm !== null) this.ev.access(e.mm, e.vpn * PAGE_SIZE, e.pfn, e.gen, write);
   }
 
-  private drop(m: Map<number, CacheEntry>, e: CacheEntry): void {
+  private append(e: LruEntry): void {
+    const t = this.tail;
+    e.prev = t;
+    e.next = null;
+    if (t === null) this.head = e;
+    else t.next = e;
+    this.tail = e;
+  }
+
+  private unlink(e: LruEntry): void {
+    const p = e.prev;
+    const n = e.next;
+    if (p === null) this.head = n;
+    else p.next = n;
+    if (n === null) this.tail = p;
+    else n.prev = p;
+    e.prev = null;
+    e.next = null;
+  }
+
+  private drop(m: Map<number, LruEntry>, e: LruEntry): void {
     m.delete(e.vpn);
-    this.lru.delete(e);
+    this.unlink(e);
     this.count--;
     if (e.mm !== null) this.ev.unmap(e.mm, e.vpn * PAGE_SIZE);
   }
 
   private evictLru(): void {
-    const victim = this.lru.values().next().value;
-    if (victim === undefined) return;
+    const victim = this.head;
+    if (victim === null) return;
     const vm = this.tags.get(victim.tag)!;
     this.drop(vm, victim);
     if (vm.size === 0) this.tags.delete(victim.tag);

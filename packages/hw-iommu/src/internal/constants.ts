@@ -2,6 +2,7 @@
  * Constants and the broken-variant names of the IOMMU model, in their own file because every
  * other file of the model (units, queues, devices, SVA, the oracle) uses them.
  */
+import type { SchedOp } from '@mmnsim/core';
 
 /**
  * Deliberate bugs the IOMMU model can plant (the `bugs` option), each breaking one rule of the
@@ -55,3 +56,9 @@ export type PageResponseCode = 'success' | 'invalid' | 'failure';
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
+
+/**
+ * A plain scheduling point (what `Scheduler.preempt` yields), yielded directly on the model's
+ * per-access paths so that they do not allocate a generator at every step.
+ */
+export const PREEMPT: SchedOp = { kind: 'preempt' };

@@ -8,7 +8,7 @@ import { WaitQueue } from '@mmnsim/core';
 import type { Kernel, TaskGen } from '@mmnsim/core';
 import { DMA_FAULT, PAGE_SIZE } from '@mmnsim/mm';
 import { cacheTag, TranslationCache } from './cache.js';
-import { hex, PRG_INDEX_MASK } from './constants.js';
+import { hex, PREEMPT, PRG_INDEX_MASK } from './constants.js';
 import type { PageResponseCode } from './constants.js';
 import type { PageRequestQueue } from './prq.js';
 import type { QiDesc } from './qi.js';
@@ -164,7 +164,6 @@ export class SvaDevice implements DeviceEndpoint {
    * word, a write stores `value` and returns 0; a fault returns `DMA_FAULT`.
    */
   *dma(pasid: number, va: number, write: boolean, value = 0): TaskGen<number> {
-    const sched = this.kernel.scheduler;
     const unit = this.unit;
     const phys = unit.core.phys;
     const vpn = Math.floor(va / PAGE_SIZE);
@@ -172,7 +171,7 @@ export class SvaDevice implements DeviceEndpoint {
     const atc = this.atc;
     const tag = cacheTag(0, pasid);
     this.stats.dma++;
-    yield* sched.preempt(); // one bus transaction: a scheduling point of the device
+    yield PREEMPT; // one bus transaction: a scheduling point of the device
     let tries = 0;
     for (let faults = 0; ;) {
       let pfn: number;
@@ -221,7 +220,7 @@ export class SvaDevice implements DeviceEndpoint {
               pfn,
               write: tr.write,
             });
-          yield* sched.preempt();
+          yield PREEMPT;
           continue;
         }
         if (tr.entry !== null) unit.iotlb.access(tr.entry, write);

@@ -74,8 +74,8 @@ export class IommuDmaAgent implements DmaAgent {
 
   /** See {@link DmaAgent.mapPage}: `dma_map_page` of one page. */
   mapPage(device: string, pfn: number, dir: DmaDirection): number {
-    const sg = this.mapSg(device, [pfn], dir);
-    return typeof sg === 'number' ? DMA_MAPPING_ERROR : sg.dma;
+    const dma = this.map(device, pfn, null, 1, dir);
+    return dma < 0 ? DMA_MAPPING_ERROR : dma;
   }
 
   /**
@@ -84,18 +84,37 @@ export class IommuDmaAgent implements DmaAgent {
    * frame outside memory, -ENOMEM when the IOVA space is exhausted, -EIO for a blocked domain.
    */
   mapSg(device: string, pfns: readonly number[], dir: DmaDirection): SgMapping | number {
+    const dma = this.map(device, 0, pfns, pfns.length, dir);
+    return dma < 0 ? dma : { dma, pages: pfns.length };
+  }
+
+  /**
+   * Maps `n` frames — `pfns`, or the single frame `one` when `pfns` is null (`dma_map_page`
+   * without building an array) — and returns the DMA address or a negated errno (see
+   * {@link IommuDmaAgent.mapSg}).
+   */
+  private map(
+    device: string,
+    one: number,
+    pfns: readonly number[] | null,
+    n: number,
+    dir: DmaDirection,
+  ): number {
     const dev = this.dev(device);
-    if (dev === undefined || pfns.length === 0) return -Errno.EINVAL;
-    for (const p of pfns) {
-      if (!Number.isInteger(p) || p < 0 || p >= this.unit.core.phys.total) return -Errno.EINVAL;
+    if (dev === undefined || n === 0) return -Errno.EINVAL;
+    const total = this.unit.core.phys.total;
+    for (let i = 0; i < n; i++) {
+      const p = pfns === null ? one : pfns[i]!;
+      if (!Number.isInteger(p) || p < 0 || p >= total) return -Errno.EINVAL;
     }
+    const first = pfns === null ? one : pfns[0]!;
     const d = dev.domain;
     if (d.type === 'identity') {
-      if (pfns.length !== 1 && pfns.some((p, i) => p !== pfns[0]! + i)) return -Errno.EINVAL;
-      return { dma: pfns[0]! * PAGE_SIZE, pages: pfns.length };
+      if (pfns !== null && n !== 1 && pfns.some((p, i) => p !== first + i)) return -Errno.EINVAL;
+      return first * PAGE_SIZE;
     }
     if (d.type !== 'dma') return -Errno.EIO;
-    const iova = d.iova.alloc(pfns.length);
+    const iova = d.iova.alloc(n);
     if (iova < 0) return -Errno.ENOMEM;
     const bus = this.unit.kernel.bus;
     if (bus.wants('iommu.iova.alloc'))
@@ -103,22 +122,22 @@ export class IommuDmaAgent implements DmaAgent {
         unit: this.name,
         did: d.did,
         iova: iova * PAGE_SIZE,
-        pages: pfns.length,
+        pages: n,
       });
     const write = dir !== 'to-device';
-    for (let i = 0; i < pfns.length; i++) d.pt.set(iova + i, { pfn: pfns[i]!, write });
+    for (let i = 0; i < n; i++) d.pt.set(iova + i, { pfn: pfns === null ? one : pfns[i]!, write });
     this.stats.maps++;
     if (bus.wants('iommu.map'))
       bus.emit('iommu.map', {
         unit: this.name,
         did: d.did,
         iova: iova * PAGE_SIZE,
-        pfn: pfns[0]!,
-        pages: pfns.length,
+        pfn: first,
+        pages: n,
       });
     if (bus.wants('dma.map'))
-      bus.emit('dma.map', { agent: this.name, device, pfn: pfns[0]!, dma: iova * PAGE_SIZE });
-    return { dma: iova * PAGE_SIZE, pages: pfns.length };
+      bus.emit('dma.map', { agent: this.name, device, pfn: first, dma: iova * PAGE_SIZE });
+    return iova * PAGE_SIZE;
   }
 
   /** See {@link DmaAgent.unmapPage}. */

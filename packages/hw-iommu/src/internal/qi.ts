@@ -5,7 +5,8 @@
  * interleave with device traffic.
  */
 import { WaitQueue } from '@mmnsim/core';
-import type { Kernel, TaskGen } from '@mmnsim/core';
+import type { Kernel, TaskGen, WaitOptions } from '@mmnsim/core';
+import { PREEMPT } from './constants.js';
 
 /** What a descriptor invalidates (`QI_IOTLB_TYPE`, `QI_EIOTLB_TYPE`, `QI_DEV_EIOTLB_TYPE`, `QI_PC_TYPE`, `QI_IWD_TYPE`). */
 export type QiKind = 'iotlb' | 'piotlb' | 'devtlb' | 'pasid-cache' | 'wait';
@@ -34,6 +35,9 @@ export interface QiDesc {
 const WAIT: readonly Omit<QiDesc, 'id' | 'done'>[] = [
   { kind: 'wait', did: -1, pasid: -1, addr: 0, pages: 0, device: '' },
 ];
+
+/** `qi_submit_sync` spins for its wait descriptor. */
+const SPIN: WaitOptions = { spin: true };
 
 /** What executes descriptors: the IOMMU unit (its caches) and, through it, the devices. */
 export interface QiBackend {
@@ -90,36 +94,39 @@ export class InvalidationQueue {
 
   /** Appends descriptors (ids assigned here) and rings the doorbell; returns them. */
   submit(descs: readonly Omit<QiDesc, 'id' | 'done'>[]): QiDesc[] {
-    const bus = this.kernel.bus;
     const out: QiDesc[] = [];
-    for (const x of descs) {
-      const d: QiDesc = {
-        id: this.nextId++,
-        kind: x.kind,
-        did: x.did,
-        pasid: x.pasid,
-        addr: x.addr,
-        pages: x.pages,
-        device: x.device,
-        done: false,
-      };
-      out.push(d);
-      this.queue.push(d);
-      this.stats.submitted++;
-      if (bus.wants('iommu.qi.submit'))
-        bus.emit('iommu.qi.submit', {
-          unit: this.backend.name,
-          id: d.id,
-          kind: d.kind,
-          did: d.did,
-          pasid: d.pasid,
-          addr: d.addr,
-          pages: d.pages,
-          device: d.device,
-        });
-    }
+    for (const x of descs) out.push(this.append(x));
     this.work.wakeAll();
     return out;
+  }
+
+  /** Appends one descriptor at the tail (its id assigned here); the doorbell is the caller's. */
+  private append(x: Omit<QiDesc, 'id' | 'done'>): QiDesc {
+    const d: QiDesc = {
+      id: this.nextId++,
+      kind: x.kind,
+      did: x.did,
+      pasid: x.pasid,
+      addr: x.addr,
+      pages: x.pages,
+      device: x.device,
+      done: false,
+    };
+    this.queue.push(d);
+    this.stats.submitted++;
+    const bus = this.kernel.bus;
+    if (bus.wants('iommu.qi.submit'))
+      bus.emit('iommu.qi.submit', {
+        unit: this.backend.name,
+        id: d.id,
+        kind: d.kind,
+        did: d.did,
+        pasid: d.pasid,
+        addr: d.addr,
+        pages: d.pages,
+        device: d.device,
+      });
+    return d;
   }
 
   /**
@@ -128,13 +135,12 @@ export class InvalidationQueue {
    * returns right after submitting.
    */
   *submitSync(descs: readonly Omit<QiDesc, 'id' | 'done'>[], wait = true): TaskGen<void> {
-    if (!wait) {
-      this.submit(descs);
-      return;
-    }
-    this.submit(descs);
-    const w = this.submit(WAIT)[0]!;
-    if (!w.done) yield* this.completion.waitEvent(() => w.done, { spin: true });
+    for (let i = 0; i < descs.length; i++) this.append(descs[i]!);
+    this.work.wakeAll();
+    if (!wait) return;
+    const w = this.append(WAIT[0]!);
+    this.work.wakeAll();
+    while (!w.done) yield* this.completion.wait(SPIN);
   }
 
   /** Called by a device when it finished an ATS invalidation request (its completion message). */
@@ -153,10 +159,9 @@ export class InvalidationQueue {
    * each device-TLB descriptor (the request is on its way to the device) and each wait.
    */
   *engine(): TaskGen<void> {
-    const sched = this.kernel.scheduler;
     const q = this.queue;
     for (;;) {
-      if (q.length === 0) yield* this.work.waitEvent(() => q.length > 0);
+      while (q.length === 0) yield* this.work.wait();
       while (q.length > 0) {
         const d = q[0]!;
         if (d.kind === 'devtlb') {
@@ -187,7 +192,7 @@ export class InvalidationQueue {
         q.shift();
         this.emitDone(d);
       }
-      yield* sched.preempt();
+      yield PREEMPT;
     }
   }
 
