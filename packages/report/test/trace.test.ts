@@ -84,6 +84,19 @@ describe('Chrome trace export (issue 18)', () => {
     },
   );
 
+  it('draws every system call of the Process facade as a slice of its task (mm.syscall.enter → exit)', () => {
+    const v = ZOO.find((z) => z.id === 'odp-no-read-retry')!;
+    const run = loadRunText(minimisedReplay(v).text, zooScenario);
+    const calls = run.events.filter((e) => e.type === 'mm.syscall.enter');
+    expect(calls.map((e) => (e.data as { name: string }).name)).toContain('munmap');
+    const slices = toChromeTrace(run.events).traceEvents.filter(
+      (e) => (e.ph === 'B' || e.ph === 'b') && e.cat === 'syscall',
+    );
+    expect(slices.map((e) => e.name).sort()).toEqual(
+      calls.map((e) => (e.data as { name: string }).name).sort(),
+    );
+  });
+
   it('draws invalidation windows on the mm, callbacks per subscription, and invalidate_seq as a counter (ODP zoo run)', () => {
     const v = ZOO.find((z) => z.id === 'odp-no-read-retry')!;
     const run = loadRunText(minimisedReplay(v).text, zooScenario);

@@ -100,6 +100,27 @@ declare module '@mmnsim/core' {
       /** Exclusive end. */
       end: number;
     };
+    /**
+     * A simulated system call entered the kernel (the `Process` facade: mmap, munmap, mprotect,
+     * madvise, mremap, brk, fork, exit_group); its `mm.syscall.exit` follows on the same task.
+     */
+    'mm.syscall.enter': {
+      /** The mm id. */
+      mm: number;
+      /** The system call (`'mmap'`, `'munmap'`, …). */
+      name: string;
+      /** Its arguments by name (non-finite numbers as strings). */
+      args: { [arg: string]: number | string | null };
+    };
+    /** A simulated system call returned (`ret`: an address, 0, a child pid, or a negated errno). */
+    'mm.syscall.exit': {
+      /** The mm id. */
+      mm: number;
+      /** The system call. */
+      name: string;
+      /** What it returned. */
+      ret: number;
+    };
     /** A page fault was handled. */
     'mm.fault': {
       /** The mm id. */

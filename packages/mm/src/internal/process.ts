@@ -58,22 +58,29 @@ export class Process {
     file: SimFile | null = null,
     offset = 0,
   ): TaskGen<number> {
-    return yield* doMmap(this.core, this.mm, addr, len, prot, flags, file, offset);
+    this.sysEnter('mmap', { addr, len, prot, flags, file: file?.name ?? null, offset });
+    return this.sysExit(
+      'mmap',
+      yield* doMmap(this.core, this.mm, addr, len, prot, flags, file, offset),
+    );
   }
 
   /** `munmap(addr, len)`: 0, or -EINVAL for an unaligned address, zero length or a range outside the address space. */
   *munmap(addr: number, len: number): TaskGen<number> {
-    return yield* doMunmap(this.core, this.mm, addr, len);
+    this.sysEnter('munmap', { addr, len });
+    return this.sysExit('munmap', yield* doMunmap(this.core, this.mm, addr, len));
   }
 
   /** `mprotect(addr, len, prot)`. */
   *mprotect(addr: number, len: number, prot: number): TaskGen<number> {
-    return yield* doMprotect(this.core, this.mm, addr, len, prot);
+    this.sysEnter('mprotect', { addr, len, prot });
+    return this.sysExit('mprotect', yield* doMprotect(this.core, this.mm, addr, len, prot));
   }
 
   /** `madvise(addr, len, advice)` (MADV_DONTNEED, MADV_FREE). */
   *madvise(addr: number, len: number, advice: number): TaskGen<number> {
-    return yield* doMadvise(this.core, this.mm, addr, len, advice);
+    this.sysEnter('madvise', { addr, len, advice });
+    return this.sysExit('madvise', yield* doMadvise(this.core, this.mm, addr, len, advice));
   }
 
   /** `mremap(old, oldLen, newLen, flags, newAddr)`: the new address or a negated errno. */
@@ -84,26 +91,58 @@ export class Process {
     flags: number,
     newAddr = 0,
   ): TaskGen<number> {
-    return yield* doMremap(this.core, this.mm, oldAddr, oldLen, newLen, flags, newAddr);
+    this.sysEnter('mremap', { oldAddr, oldLen, newLen, flags, newAddr });
+    return this.sysExit(
+      'mremap',
+      yield* doMremap(this.core, this.mm, oldAddr, oldLen, newLen, flags, newAddr),
+    );
   }
 
   /** `brk(addr)`: the new break, or the old one if refused. */
   *brk(addr: number): TaskGen<number> {
-    return yield* doBrk(this.core, this.mm, addr);
+    this.sysEnter('brk', { addr });
+    return this.sysExit('brk', yield* doBrk(this.core, this.mm, addr));
   }
 
   /** `fork()`: the child process, or a negated errno (-ENOMEM). */
   *fork(childName: string): TaskGen<Process | number> {
+    this.sysEnter('fork', { child: childName });
     const child = yield* dupMmap(this.core, this.mm, childName);
-    if (typeof child === 'number') return child;
+    if (typeof child === 'number') return this.sysExit('fork', child);
     const p = new Process(this.core, child.id, childName, child, this.onFork);
     this.onFork(p);
+    this.sysExit('fork', child.id);
     return p;
   }
 
   /** The last thread exits: drops the mm's user reference (`mmput`), tearing it down if it was the last. */
   *exit(): TaskGen<void> {
+    this.sysEnter('exit_group', {});
     yield* mmput(this.core, this.mm);
+    this.sysExit('exit_group', 0);
+  }
+
+  /** Logs a system call's entry (`mm.syscall.enter`), only when someone wants it. */
+  private sysEnter(name: string, args: { [arg: string]: number | string | null }): void {
+    const bus = this.core.kernel.bus;
+    if (!bus.wants('mm.syscall.enter')) return;
+    for (const k of Object.keys(args)) {
+      const v = args[k];
+      if (typeof v === 'number' && !Number.isFinite(v)) args[k] = String(v);
+    }
+    bus.emit('mm.syscall.enter', { mm: this.mm.id, name, args });
+  }
+
+  /** Logs a system call's return (`mm.syscall.exit`) and passes `ret` through. */
+  private sysExit(name: string, ret: number): number {
+    const bus = this.core.kernel.bus;
+    if (bus.wants('mm.syscall.exit'))
+      bus.emit('mm.syscall.exit', {
+        mm: this.mm.id,
+        name,
+        ret: Number.isFinite(ret) ? ret : -Errno.EINVAL,
+      });
+    return ret;
   }
 
   /**

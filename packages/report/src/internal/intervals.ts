@@ -121,6 +121,8 @@ function isCallbackBoundary(e: LoggedEvent): boolean {
  * - each `mmn.callback` closes a callback that began right after the previous notifier boundary
  *   of its task (the previous callback, the itree state change, the notifier SRCU read lock):
  *   the log records only a callback's return, so its start is inferred;
+ * - `mm.syscall.enter` → the task's `mm.syscall.exit`: a system call of the `Process` facade
+ *   (`mmap`, `munmap`, `fork` …), the slice the other intervals of that task nest in;
  * - `sched.block` → the `sched.wake` of the task; `sched.sleep` → the task's next event;
  * - `kvm.vcpu.enter` → `exit`, `kvm.invalidate.start` → `end`, `kvm.flush` → `flush.done`,
  *   `rdma.pf.raise` → `pf.resume`, `rdma.wr.post` → `wr.complete`, `rdma.umr.post` → `done`;
@@ -174,6 +176,12 @@ export function pairIntervals(events: readonly LoggedEvent[]): Pairing {
       }
       case 'lock.released':
         end(`lock|${t}|${String(d.lock)}`, i);
+        break;
+      case 'mm.syscall.enter':
+        begin(`sys|${t}`, i, String(d.name), 'syscall', tasks(t));
+        break;
+      case 'mm.syscall.exit':
+        end(`sys|${t}`, i);
         break;
       case 'lock.contended':
         begin(`wait|${t}|${String(d.lock)}`, i, `wait ${String(d.lock)}`, 'lock', tasks(t));
