@@ -666,6 +666,40 @@ describe('MMU notifier rules (notifier-core.md §9, invariants 35–48)', () => 
     only(vs, 'mmn-free-after-unload', /unloaded.*invariant 45/);
   });
 
+  it('43 a release that is not idempotent and calls mmu_notifier_unregister recurses: reported, stopped at a fixed depth, the same log at any JavaScript stack depth', () => {
+    const logs: string[] = [];
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const w = world();
+      const sub = new MmuNotifier({
+        name: 'unregister-in-release',
+        *release(s, mm) {
+          yield* w.mmn.unregister(s, mm); // no guard: unregister calls release again
+        },
+      });
+      w.sim.spawn('app', 0, function* () {
+        yield* populate(w.proc, 1);
+        yield* w.mmn.register(sub, w.proc.mm);
+        yield* w.proc.exit();
+      });
+      // The second run starts deeper in the JavaScript stack: its log must not change.
+      const vs =
+        attempt === 0
+          ? run(w)
+          : (function deeper(n: number): readonly Violation[] {
+              return n === 0 ? run(w) : deeper(n - 1);
+            })(200);
+      expect(vs.filter((v) => v.kind === 'mmn-call-from-callback').length).toBeGreaterThan(0);
+      expect(
+        vs.some((v) =>
+          /kernel stack overflow: MMU notifier callbacks nested 64 deep/.test(v.message),
+        ),
+      ).toBe(true);
+      expect(vs.some((v) => /Maximum call stack/.test(v.message))).toBe(false);
+      logs.push(w.sim.toNdjson());
+    }
+    expect(logs[1]).toBe(logs[0]);
+  });
+
   it('46 free_notifier never sleeps: a non-sleeping free holds; one that sleeps is sleep-in-atomic in the SRCU callback', () => {
     for (const sleeps of [false, true]) {
       const w = world();

@@ -84,6 +84,25 @@ describe('Chrome trace export (issue 18)', () => {
     },
   );
 
+  it('draws IOMMU invalidation descriptors (submit → done) and page request groups (request → response) as slices', () => {
+    let qi = 0;
+    let prq = 0;
+    for (const v of ZOO.filter((z) => z.id.startsWith('iommu-'))) {
+      const run = loadRunText(minimisedReplay(v).text, zooScenario);
+      const ev = toChromeTrace(run.events).traceEvents;
+      const begins = (prefix: string) =>
+        ev.filter((e) => (e.ph === 'B' || e.ph === 'b') && e.name.startsWith(prefix)).length;
+      const done = run.events.filter((e) => e.type === 'iommu.qi.done').length;
+      expect(begins('qi ')).toBeGreaterThanOrEqual(done);
+      qi += begins('qi ');
+      const responses = run.events.filter((e) => e.type === 'iommu.page_response').length;
+      if (responses > 0) expect(begins('page request')).toBeGreaterThan(0);
+      prq += begins('page request');
+    }
+    expect(qi).toBeGreaterThan(0);
+    expect(prq).toBeGreaterThan(0);
+  });
+
   it('draws every system call of the Process facade as a slice of its task (mm.syscall.enter → exit)', () => {
     const v = ZOO.find((z) => z.id === 'odp-no-read-retry')!;
     const run = loadRunText(minimisedReplay(v).text, zooScenario);

@@ -91,6 +91,10 @@ const KNOWN_PAIRED = new Set([
   'rdma.wr.complete',
   'rdma.umr.post',
   'rdma.umr.done',
+  'iommu.qi.submit',
+  'iommu.qi.done',
+  'iommu.prq.request',
+  'iommu.page_response',
 ]);
 const GENERIC_BEGIN = /^(.+)[._](start|begin|enter)$/;
 const GENERIC_END = /^(.+)[._](end|exit|done|finish)$/;
@@ -126,7 +130,10 @@ function isCallbackBoundary(e: LoggedEvent): boolean {
  * - `sched.block` → the `sched.wake` of the task; `sched.sleep` → the task's next event;
  * - `kvm.vcpu.enter` → `exit`, `kvm.invalidate.start` → `end`, `kvm.flush` → `flush.done`,
  *   `rdma.pf.raise` → `pf.resume`, `rdma.wr.post` → `wr.complete`, `rdma.umr.post` → `done`;
- * - any other namespace (an IOMMU, a new driver): `<x>.start|begin|enter` →
+ * - `iommu.qi.submit` → `iommu.qi.done` of the descriptor (`qi_submit_sync`), on the IOMMU's
+ *   lane; the first queued `iommu.prq.request` of a page request group → its
+ *   `iommu.page_response`, on the device's lane;
+ * - any other namespace (a new driver): `<x>.start|begin|enter` →
  *   `<x>.end|exit|done|finish` of the same task.
  *
  * An interval still open at the end of the log has `end: -1`.
@@ -142,6 +149,7 @@ export function pairIntervals(events: readonly LoggedEvent[]): Pairing {
   const lastBoundary = new Map<number, number>();
   const sleeping = new Map<number, number>();
   const tasks = (t: number): IntervalTrack => ({ kind: 'task', task: t });
+  const openGroups = new Set<string>();
 
   const begin = (key: string, i: number, name: string, cat: string, track: IntervalTrack) => {
     open.open(key, i);
@@ -316,6 +324,35 @@ export function pairIntervals(events: readonly LoggedEvent[]): Pairing {
           begin: b,
           end: i,
         });
+        break;
+      }
+      case 'iommu.qi.submit':
+        // qi_submit_sync: a descriptor from its submission to the hardware's completion.
+        begin(`qi|${String(d.unit)}|${String(d.id)}`, i, `qi ${String(d.kind)}`, 'iommu', {
+          kind: 'group',
+          group: 'iommu',
+          lane: String(d.unit),
+        });
+        break;
+      case 'iommu.qi.done':
+        end(`qi|${String(d.unit)}|${String(d.id)}`, i);
+        break;
+      case 'iommu.prq.request': {
+        // A PRI page request group, from its first queued request to the page response.
+        const key = `prq|${String(d.device)}|${String(d.pasid)}|${String(d.group)}`;
+        if (d.queued === true && !openGroups.has(key)) {
+          openGroups.add(key);
+          begin(key, i, `page request g${String(d.group)}`, 'iommu', {
+            kind: 'group',
+            group: 'device',
+            lane: String(d.device),
+          });
+        }
+        break;
+      }
+      case 'iommu.page_response': {
+        const key = `prq|${String(d.device)}|${String(d.pasid)}|${String(d.group)}`;
+        if (openGroups.delete(key)) end(key, i);
         break;
       }
       default: {

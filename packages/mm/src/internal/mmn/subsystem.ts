@@ -21,6 +21,9 @@ interface Invocation {
   readonly tid: number;
 }
 
+/** Nesting of notifier callbacks (and walks) in one task beyond which the kernel stack overflows. */
+const MAX_CALLBACK_NESTING = 64;
+
 /**
  * The MMU notifier subsystem of Linux 6.17 (`mm/mmu_notifier.c`), behind the entry points mm
  * operations call: classic subscriptions with get/put and SRCU-deferred freeing, interval
@@ -711,7 +714,16 @@ export class MmuNotifierSubsystem extends MmuNotifiers {
   /** Enters a list callback: counted for the from-callback checks, `non_block_start` if needed. */
   private enterList(sub: MmuNotifier, op: string, range?: NotifierRange): number {
     const tid = this.kernel.scheduler.current.id;
-    this.callbackDepth[tid] = (this.callbackDepth[tid] ?? 0) + 1;
+    const depth = (this.callbackDepth[tid] ?? 0) + 1;
+    // A callback that re-enters the notifier that called it (->release calling
+    // mmu_notifier_unregister, which calls ->release again) recurses until the kernel stack
+    // overflows. Stop it at a fixed depth, so the run's log never depends on the JavaScript
+    // stack's size.
+    if (depth > MAX_CALLBACK_NESTING)
+      throw new KernelBug(
+        `kernel stack overflow: MMU notifier callbacks nested ${MAX_CALLBACK_NESTING} deep (${op} of ${sub.ops.name} re-enters the notifier that called it)`,
+      );
+    this.callbackDepth[tid] = depth;
     if (range !== undefined && !range.blockable)
       this.kernel.nonBlockStart(`non-blockable ${op} of ${sub.ops.name}`);
     return tid;
