@@ -2,6 +2,7 @@ import { GFP_KERNEL } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
 import { PAGE_SIZE } from './constants.js';
 import type { MmCore } from './core.js';
+import type { SimFile } from './file.js';
 import type { MmStruct } from './mm.js';
 import { NotifierRange } from './notifier.js';
 import type { PteSlot } from './pagetable.js';
@@ -211,11 +212,21 @@ function* doAnonymousPage(
 export function* findOrReadFilePage(core: MmCore, vma: Vma, index: number): TaskGen<number> {
   const file = vma.file!;
   if (index >= file.sizePages) return -1;
+  const pfn = yield* filemapReadPage(core, file, index);
+  return pfn < 0 ? -2 : pfn;
+}
+
+/**
+ * The page-cache page of `index` in `file`, read in from the backing store if missing
+ * (`filemap_get_folio` / `__filemap_get_folio(FGP_CREAT)`): its pfn (the page cache holds the
+ * reference), or -1 when out of memory. May sleep (the allocation).
+ */
+export function* filemapReadPage(core: MmCore, file: SimFile, index: number): TaskGen<number> {
   let pfn = file.pageCache.get(index);
   if (pfn !== undefined) return pfn;
   core.kernel.mightAlloc(GFP_KERNEL, 'filemap_alloc_folio');
   const fresh = yield* core.allocFrame('file');
-  if (fresh < 0) return -2;
+  if (fresh < 0) return -1;
   pfn = file.pageCache.get(index);
   if (pfn !== undefined) {
     core.phys.put(fresh); // someone else read it in meanwhile

@@ -1,36 +1,13 @@
 // pread/pwrite on a SimFile through its page cache (mm/filemap.c filemap_read and
 // generic_perform_write, reduced to 32-bit words): what hmm-tests does with its O_TMPFILE files
 // before and after a device maps them. Its own file: file I/O that is not a mapping.
-import { Errno, GFP_KERNEL } from '@mmnsim/core';
+import { Errno } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
 import { WORDS_PER_PAGE } from './constants.js';
 import type { MmCore } from './core.js';
 import type { SimFile } from './file.js';
+import { filemapReadPage } from './fault.js';
 import { Frame } from './physmem.js';
-
-/**
- * The page-cache page of `index` in `file`, read in from the backing store if missing
- * (`filemap_get_folio` / `__filemap_get_folio(FGP_CREAT)`); -1 when out of memory.
- */
-function* cachePage(core: MmCore, file: SimFile, index: number): TaskGen<number> {
-  let pfn = file.pageCache.get(index);
-  if (pfn !== undefined) return pfn;
-  core.kernel.mightAlloc(GFP_KERNEL, 'filemap_alloc_folio');
-  const fresh = yield* core.allocFrame('file');
-  if (fresh < 0) return -1;
-  pfn = file.pageCache.get(index);
-  if (pfn !== undefined) {
-    core.phys.put(fresh); // read in by someone else meanwhile
-    return pfn;
-  }
-  const phys = core.phys;
-  phys.mapping[fresh] = file.id;
-  phys.index[fresh] = index;
-  phys.restore(fresh, file.backing.get(index) ?? []);
-  file.pageCache.set(index, fresh); // the allocation reference is the page cache's
-  core.lruAdd(fresh);
-  return fresh;
-}
 
 function badPos(pos: number): boolean {
   return !Number.isInteger(pos) || pos < 0 || pos % 4 !== 0;
@@ -61,7 +38,7 @@ export function* filePwrite(
   while (done < words.length) {
     const word = pos / 4 + done;
     const index = Math.floor(word / WORDS_PER_PAGE);
-    const pfn = yield* cachePage(core, file, index);
+    const pfn = yield* filemapReadPage(core, file, index);
     if (pfn < 0) return done > 0 ? done * 4 : -Errno.ENOMEM;
     yield* phys.lockFolio(pfn);
     let w = word % WORDS_PER_PAGE;
@@ -93,7 +70,7 @@ export function* filePread(
   const endWord = file.sizePages * WORDS_PER_PAGE;
   for (let word = pos / 4; out.length < count && word < endWord;) {
     const index = Math.floor(word / WORDS_PER_PAGE);
-    const pfn = yield* cachePage(core, file, index);
+    const pfn = yield* filemapReadPage(core, file, index);
     if (pfn < 0) return out.length > 0 ? out : -Errno.ENOMEM;
     for (let w = word % WORDS_PER_PAGE; w < WORDS_PER_PAGE && out.length < count; w++, word++)
       out.push(core.phys.read(pfn, w));

@@ -2,15 +2,14 @@
 // since 5.13): the pages move to a new mapping, the old range stays mapped with no pages (the
 // next access faults afresh). hmm-tests uses it to move device-private pages between
 // addresses. Its own file so the mremap code only gains the call.
-import { Errno, GFP_KERNEL } from '@mmnsim/core';
+import { Errno } from '@mmnsim/core';
 import type { TaskGen } from '@mmnsim/core';
-import { MMAP_BASE, PAGE_SIZE, TASK_SIZE } from './constants.js';
+import { MMAP_BASE, TASK_SIZE } from './constants.js';
 import type { MmCore } from './core.js';
 import type { MmStruct } from './mm.js';
-import { insertVma } from './mmap.js';
-import { movePageTables } from './mremap.js';
+import { copyVmaMoveTables } from './mremap.js';
 import { unmapRegionLocked } from './unmap.js';
-import { Vm, Vma } from './vma.js';
+import { Vm } from './vma.js';
 
 /**
  * `mremap(oldAddr, olen, nlen, MREMAP_MAYMOVE | MREMAP_DONTUNMAP [| MREMAP_FIXED], newAddr)`
@@ -62,17 +61,8 @@ function* locked(
     dest = mm.vmas.findFree(len, MMAP_BASE, TASK_SIZE);
     if (dest < 0) return -Errno.ENOMEM;
   }
-  const pgoff = vma.pgoff + (oldAddr - vma.start) / PAGE_SIZE;
-  const nv = new Vma(mm, dest, dest + len, vma.flags, vma.file, pgoff);
-  nv.anonVma = vma.anonVma;
-  core.kernel.mightAlloc(GFP_KERNEL, 'vm_area_dup');
-  insertVma(core, nv);
-  const moved = yield* movePageTables(core, vma, oldAddr, nv, dest, len);
-  if (moved < len) {
-    yield* movePageTables(core, nv, dest, vma, oldAddr, moved);
-    yield* unmapRegionLocked(core, mm, dest, dest + len);
-    return -Errno.ENOMEM;
-  }
+  const nv = yield* copyVmaMoveTables(core, mm, vma, oldAddr, len, len, dest);
+  if (typeof nv === 'number') return nv;
   const av = vma.anonVma;
   if (av !== null && vma.start === oldAddr && vma.end === oldAddr + len) {
     yield* av.lock.downWrite();

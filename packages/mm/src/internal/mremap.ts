@@ -141,6 +141,28 @@ function* moveVma(
   nlen: number,
   newAddr: number,
 ): TaskGen<number> {
+  const nv = yield* copyVmaMoveTables(core, mm, vma, oldAddr, olen, nlen, newAddr);
+  if (typeof nv === 'number') return nv;
+  yield* unmapRegionLocked(core, mm, oldAddr, oldAddr + olen);
+  return newAddr;
+}
+
+/**
+ * The first half of `move_vma`: `copy_vma` (a new VMA at `newAddr` with the old range's flags,
+ * file, offset and anon_vma) and `move_page_tables` of `olen` bytes into it. Returns the new
+ * VMA, or -ENOMEM when a page table could not be allocated (what moved is put back and the new
+ * mapping dropped). The old range stays mapped; the caller unmaps it (or, for
+ * MREMAP_DONTUNMAP, keeps it empty). Caller holds `mmap_lock` for write.
+ */
+export function* copyVmaMoveTables(
+  core: MmCore,
+  mm: MmStruct,
+  vma: Vma,
+  oldAddr: number,
+  olen: number,
+  nlen: number,
+  newAddr: number,
+): TaskGen<Vma | number> {
   const pgoff = vma.pgoff + (oldAddr - vma.start) / PAGE_SIZE;
   const nv = new Vma(mm, newAddr, newAddr + nlen, vma.flags, vma.file, pgoff);
   nv.anonVma = vma.anonVma;
@@ -153,8 +175,7 @@ function* moveVma(
     yield* unmapRegionLocked(core, mm, newAddr, newAddr + nlen);
     return -Errno.ENOMEM;
   }
-  yield* unmapRegionLocked(core, mm, oldAddr, oldAddr + olen);
-  return newAddr;
+  return nv;
 }
 
 /**
