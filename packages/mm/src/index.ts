@@ -340,5 +340,6 @@ export {
   VmHuge,
 } from './internal/huge/thp.js';
 export type { ThpMode } from './internal/huge/thp.js';
+export { canSplitFolio, splitFolio } from './internal/huge/split-folio.js';
 export { HugetlbPool, MAP_HUGETLB } from './internal/huge/hugetlb.js';
 export { MADV_COLLAPSE, MADV_HUGEPAGE, MADV_NOHUGEPAGE } from './internal/huge/madvise.js';

@@ -22,7 +22,8 @@ import {
 } from '../pte.js';
 import { isolateLru, putbackLru } from '../reclaim.js';
 import { pageVmaMappedWalk, rmapWalk } from '../rmap.js';
-import { splitHugeRange, VmHuge } from '../huge/thp.js';
+import { migrateVmaSplitHuge } from '../huge/split-folio.js';
+import { VmHuge } from '../huge/thp.js';
 import { Vm, VM_ACCESS_FLAGS } from '../vma.js';
 import type { Vma } from '../vma.js';
 import { mkDevicePrivatePte, pteIsDevicePrivate, pteIsWritableDevicePrivate } from './entries.js';
@@ -206,11 +207,11 @@ export function* migrateVmaSetup(core: MmCore, args: MigrateVma): TaskGen<number
   args.cpages = 0;
   args.npages = 0;
   directRestore.set(args.src, new Uint8Array(n));
-  // migrate_vma_collect_pmd meets a THP leaf: 6.17 splits it (split_huge_pmd, then the folio
-  // with migrate_vma_split_folio) and collects its PTEs. The model splits the PMD before the
-  // collect's window; the folio stays whole, so its pages are not migrated (see the README).
-  yield* splitHugeRange(core, vma, start, end);
-  yield* collect(core, args, vma, start, end, fault);
+  // migrate_vma_collect_pmd meets a PMD leaf: 6.17 splits the huge zero PMD, and a THP's
+  // folio (split_folio) or skips its range when it cannot. The model does this PMD step before
+  // the collect's window (see the README).
+  const skipped = yield* migrateVmaSplitHuge(core, vma, start, end);
+  yield* collect(core, args, vma, start, end, fault, skipped);
   if (args.cpages > 0) args.cpages = yield* deviceUnmap(core, args.src, args.npages, fault);
   emit(core, 'setup', vma.mm.id, start, args.src, args.npages);
   return 0;
@@ -224,6 +225,7 @@ function* collect(
   start: number,
   end: number,
   fault: number,
+  skipped: ReadonlySet<number>,
 ): TaskGen<void> {
   const mm = vma.mm;
   const range = new NotifierRange('MIGRATE', mm, start, end, args.pgmapOwner);
@@ -234,6 +236,14 @@ function* collect(
   let addr = start;
   while (addr < end) {
     const tableEnd = Math.min(end, addr - (addr % (512 * PAGE_SIZE)) + 512 * PAGE_SIZE);
+    if (skipped.has(addr - (addr % (512 * PAGE_SIZE)))) {
+      // migrate_vma_collect_skip: a THP that could not be split.
+      for (; addr < tableEnd; addr += PAGE_SIZE) {
+        args.src[args.npages] = 0;
+        args.dst[args.npages++] = 0;
+      }
+      continue;
+    }
     const slot = core.pt.lookup(mm, addr);
     if (slot === null) {
       // migrate_vma_collect_hole: only anonymous memory may be populated.

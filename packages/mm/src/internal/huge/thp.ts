@@ -51,7 +51,8 @@ declare module '@mmnsim/core' {
     /**
      * A transparent-huge-page step: `'fault'` (a 2 MiB folio mapped), `'zero'` (the huge zero
      * page mapped), `'fallback'` (no huge frame: 4 KiB pages instead), `'split'`, `'zap'`,
-     * `'collapse'` (MADV_COLLAPSE installed a leaf), `'reuse'` (a write fault made a leaf writable).
+     * `'collapse'` (MADV_COLLAPSE installed a leaf), `'reuse'` (a write fault made a leaf writable),
+     * `'split-folio'` (a PTE-mapped large folio split into order-0 folios: `split_folio`).
      */
     'mm.thp': {
       /** The mm. */
