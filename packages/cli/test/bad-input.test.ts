@@ -116,6 +116,39 @@ describe('bad input: exit 2, file:line:column and the field, no stack trace', ()
       /tasks\.0\.do\.1\.munmap\.addr: variable "b" is never bound/,
     );
   });
+  it('a spawned vCPU task: both "cpu" and "vcpu", an unknown VM, vm_create without the KVM plugin', async () => {
+    const kvm = (ops: string, plugin = "\n  - use: '@mmnsim/drivers-kvm'"): string =>
+      GOOD.replace("'@mmnsim/mm'", `'@mmnsim/mm'${plugin}`).replace(
+        '      - munmap: { addr: a, len: 1p }\n',
+        `      - vm_create: { vm: v }\n${ops}`,
+      );
+    const spawn = (who: string): string =>
+      `      - spawn: { name: g, ${who}, do: [{ guest_load: { gpa: 0 } }] }\n`;
+    await bad(
+      ['explore', file('both.yaml', kvm(spawn('cpu: 0, vcpu: { vm: v, index: 0 }')))],
+      /both\.yaml:\d+:\d+: /,
+      /tasks\.0\.do\.2\.spawn: a vCPU task runs on its vCPU's CPU: give "cpu" or "vcpu", not both/,
+    );
+    await bad(
+      ['explore', file('novm.yaml', kvm(spawn('vcpu: { vm: w, index: 0 }')))],
+      /novm\.yaml:\d+:\d+: /,
+      /tasks\.0\.do\.2\.spawn\.vcpu\.vm: no VM "w" \(declared or created: v\)/,
+    );
+    // Found when the task reaches it: the run reports it as the task's exception, no crash.
+    const r = await cli('run', file('noplugin.yaml', kvm('', '')), '--log', join(dir, 'np.ndjson'));
+    expect(r.code).toBe(1);
+    expect(r.out + r.err).toMatch(
+      /tasks\.0\.do\.1\.vm_create: vm_create needs the @mmnsim\/drivers-kvm plugin/,
+    );
+    const ok = await cli(
+      'explore',
+      file('vcpu.yaml', kvm(spawn('vcpu: { vm: v, index: 0 }'))),
+      '--schedules',
+      '5',
+      '--json',
+    );
+    expect(ok.code).toBe(0);
+  });
   it('a missing file', async () => {
     await bad(
       ['explore', join(dir, 'missing.yaml')],

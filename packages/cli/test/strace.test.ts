@@ -2,7 +2,8 @@
 // trace=memory,process` of `sh -c 'ls /usr | wc -l'`, of perl with -ttt, of gcc -c with -tt and of a
 // threaded python with -T): the imported scenario rebuilds, for every process, the VMA layout the
 // trace implies after its last syscall (checked against an independent page map built from the
-// raw lines), and runs clean under `mmnsim explore --attach rdma` for 200 schedules.
+// raw lines), and runs clean under `mmnsim explore --attach rdma` and `--attach kvm` for 200
+// schedules.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,4 +187,48 @@ describe('strace import of real programs', () => {
       expect(r.code).toBe(0);
     }, 60_000);
   }
+
+  for (const t of TRACES) {
+    it(`${t}: the imported scenario runs clean under mmnsim explore --attach kvm for 200 schedules`, async () => {
+      const out = join(mkdtempSync(join(tmpdir(), 'mmnsim-strace-')), 'imported.yaml');
+      expect((await cli('import', 'strace', join(FIX, t), '-o', out)).code).toBe(0);
+      const r = await cli('explore', out, '--attach', 'kvm', '--schedules', '200', '--json');
+      expect(r.err).toBe('');
+      const rep = JSON.parse(r.out) as { iterations: number; failures: unknown[] };
+      expect(rep.failures).toEqual([]);
+      expect(rep.iterations).toBe(200);
+      expect(r.code).toBe(0);
+    }, 60_000);
+  }
+
+  it('--attach kvm: each VM gets its memslot before its vCPU enters the guest, faults and is invalidated, and is destroyed before its process exits (sh-ls-wc.txt)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmnsim-strace-'));
+    const out = join(dir, 'imported.yaml');
+    expect((await cli('import', 'strace', join(FIX, 'sh-ls-wc.txt'), '-o', out)).code).toBe(0);
+    const log = join(dir, 'run.ndjson');
+    const r = await cli('run', out, '--attach', 'kvm', '--seed', '3', '--log', log);
+    expect(r.code).toBe(0);
+    const events = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; type: string; data: Record<string, number> });
+    const at = (type: string, pred: (d: Record<string, number>) => boolean): number =>
+      events.findIndex((e) => e.type === type && pred(e.data));
+    const created = events.filter((e) => e.type === 'kvm.vm.create');
+    expect(created.length).toBeGreaterThanOrEqual(2); // sh, then ls and wc after their execs
+    for (const c of created) {
+      const vm = c.data.vm!;
+      const slot = at('kvm.memslot', (d) => d.vm === vm);
+      const enter = at('kvm.vcpu.enter', (d) => d.vm === vm);
+      const destroy = at('kvm.vm.destroy', (d) => d.vm === vm);
+      const exit = at('mm.exit', (d) => d.mm === c.data.mm);
+      expect(slot).toBeGreaterThan(events.indexOf(c));
+      expect(enter).toBeGreaterThan(slot);
+      expect(destroy).toBeGreaterThan(enter);
+      expect(exit === -1 || exit > destroy).toBe(true);
+    }
+    expect(events.filter((e) => e.type === 'kvm.fault').length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === 'kvm.spte.map').length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === 'kvm.invalidate.start').length).toBeGreaterThan(0);
+  }, 60_000);
 });

@@ -311,6 +311,7 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
       if (name === 'fork') procs.add(args.child as string);
       if (name === 'exec') procs.add(args.process as string);
       if (name === 'mr_register') mrs.add(args.name as string);
+      if (name === 'vm_create') vms.add(args.vm as string);
       if (name === 'repeat') {
         if (typeof args.var === 'string') vars.add(args.var);
         walkBind(args.do as Record<string, unknown>[]);
@@ -400,7 +401,17 @@ function checkReferences(sf: ScenarioFile, doc: LocatedDocument): void {
           `no file "${args.file as string}" in "files" (${[...files].join(', ') || 'none declared'})`,
         );
       if (name === 'spawn') {
-        cpuOk(args.cpu as number | string, [...here, 'cpu']);
+        const vc = args.vcpu as { vm: string } | undefined;
+        if (vc !== undefined && args.cpu !== undefined)
+          fail(here, 'a vCPU task runs on its vCPU\'s CPU: give "cpu" or "vcpu", not both');
+        else if (vc !== undefined && !vms.has(vc.vm))
+          fail(
+            [...here, 'vcpu', 'vm'],
+            `no VM "${vc.vm}" (declared or created: ${[...vms].join(', ') || 'none'})`,
+          );
+        else if (vc === undefined && args.cpu === undefined)
+          fail(here, 'a task needs "cpu" (a CPU index or a device) or "vcpu"');
+        else if (vc === undefined) cpuOk(args.cpu as number | string, [...here, 'cpu']);
         walkCheck(args.do as Record<string, unknown>[], [...here, 'do']);
       }
       if (name === 'repeat') walkCheck(args.do as Record<string, unknown>[], [...here, 'do']);

@@ -490,12 +490,16 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
           );
         throw e;
       }
-      const sc = attach.includes('rdma')
-        ? {
-            ...res.scenario,
-            plugins: [...(res.scenario.plugins ?? []), { use: '@mmnsim/drivers-rdma' }],
-          }
-        : res.scenario;
+      const sc =
+        attach.length > 0
+          ? {
+              ...res.scenario,
+              plugins: [
+                ...(res.scenario.plugins ?? []),
+                ...attach.map((k) => ({ use: `@mmnsim/drivers-${k}` })),
+              ],
+            }
+          : res.scenario;
       const yaml = `# yaml-language-server: $schema=https://mmnsim.dev/schema/scenario.schema.json\n# Imported by \`mmnsim import strace ${basename(trace)}\`: the program's memory-management syscalls, per thread.\n${stringify(sc, { lineWidth: 0 })}`;
       const s = res.summary;
       const summary = [
@@ -510,8 +514,6 @@ export async function main(argv: readonly string[], io?: Partial<MainIo>): Promi
       else o.out(yaml);
       const sink = opts.output !== undefined ? o.out : o.err;
       sink(opts.json === true ? JSON.stringify(s) + '\n' : summary + '\n');
-      if (attach.length > 0 && !attach.includes('rdma'))
-        throw new UsageError('--attach: only rdma can be written into an imported scenario');
       throw new Done(Exit.CLEAN);
     },
   );

@@ -6,6 +6,7 @@
  */
 import { errnoName } from '@mmnsim/core';
 import type { Simulation, Task, TaskGen } from '@mmnsim/core';
+import { KvmService } from '@mmnsim/drivers-kvm';
 import type { GuestCpu, Vm } from '@mmnsim/drivers-kvm';
 import { IbAccess } from '@mmnsim/drivers-rdma';
 import type { MemoryRegion, QueuePair, RdmaDevice } from '@mmnsim/drivers-rdma';
@@ -310,6 +311,19 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       w.vms.delete(a.vm as string);
       return;
     }
+    case 'vm_create': {
+      let kvm: KvmService;
+      try {
+        kvm = w.sim.get(KvmService);
+      } catch {
+        throw new ScenarioRunError(here, 'vm_create needs the @mmnsim/drivers-kvm plugin');
+      }
+      if (w.vms.has(a.vm as string))
+        throw new ScenarioRunError(`${here}.vm`, `VM "${String(a.vm)}" already exists in this run`);
+      const vm = yield* kvm.createVm(proc(), { name: a.vm as string, vcpus: a.vcpus as number });
+      w.vms.set(a.vm as string, vm);
+      return;
+    }
     case 'mr_register':
       yield* registerMr(w, proc(), a, here, ev);
       return;
@@ -354,9 +368,25 @@ function* runOp(w: World, t: TaskContext, name: string, a: Args, here: string): 
       if (a.thread === true && p !== undefined) mmget(p.mm);
       const ctx: TaskContext = { proc: p };
       const body = a.do as OpValue[];
-      const task = w.sim.spawn(a.name as string, a.cpu as number | string, () =>
-        runOps(w, ctx, body, `${here}.do`),
-      );
+      const vc = a.vcpu as { vm: string; index: number } | undefined;
+      let task: Task;
+      if (vc !== undefined) {
+        const vm = w.vms.get(vc.vm);
+        if (vm === undefined)
+          throw new ScenarioRunError(`${here}.vcpu.vm`, `VM "${vc.vm}" does not exist in this run`);
+        if (vc.index >= vm.vcpus.length)
+          throw new ScenarioRunError(
+            `${here}.vcpu.index`,
+            `VM "${vc.vm}" has ${vm.vcpus.length} vCPUs (0..${vm.vcpus.length - 1})`,
+          );
+        task = vm
+          .vcpu(vc.index)
+          .run((cpu) => runOps(w, { proc: p, guest: cpu }, body, `${here}.do`), a.name as string);
+      } else {
+        task = w.sim.spawn(a.name as string, a.cpu as number | string, () =>
+          runOps(w, ctx, body, `${here}.do`),
+        );
+      }
       w.tasks.set(a.name as string, task);
       return;
     }

@@ -237,6 +237,14 @@ export const OPS = {
     /** A VM name. */
     vm: Name,
   }),
+  /** `KVM_CREATE_VM` in the task's process (or `in`): a VM made while the workload runs. */
+  vm_create: z.strictObject({
+    /** The VM's name (unique among VMs). */
+    vm: Name,
+    /** Number of vCPUs. */
+    vcpus: z.number().int().min(1).max(64).default(1),
+    ...In,
+  }),
   /** `ibv_reg_mr`: registers an ODP or pinned memory region. */
   mr_register: z.strictObject({
     /** An RDMA device of `rdma.devices`. */
@@ -301,7 +309,19 @@ export const OPS = {
       /** Its name (unique among its kind). */
       name: Name,
       /** A CPU index or a device execution context. */
-      cpu: z.union([z.number().int().min(0), Name]),
+      cpu: z
+        .union([z.number().int().min(0), Name])
+        .optional()
+        .describe('a CPU index or a device'),
+      /** Run the task as this vCPU of a VM (guest_* operations) instead of on `cpu`. */
+      vcpu: z
+        .strictObject({
+          /** A VM name. */
+          vm: Name,
+          /** The vCPU index. */
+          index: z.number().int().min(0),
+        })
+        .optional(),
       /** A process name. */
       process: Name.optional(),
       /** A thread of the process: it takes an mm_users reference. */
