@@ -1,3 +1,6 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
 /** One benchmark figure, printed as one JSON line. */
 export interface Metric {
   name: string;
@@ -20,4 +23,12 @@ export function bestRate(ops: number, fn: () => void, rounds = 5): number {
     best = Math.max(best, ops / secs);
   }
   return Math.round(best);
+}
+
+/** A full garbage collection: `global.gc` under `node --expose-gc`, else enabled at run time. */
+export function collector(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g !== undefined) return g;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
 }

@@ -2,11 +2,9 @@
  * Transparent huge pages: how fast a PMD-leaf fault is, and what the model costs per mapped
  * page when the pages are huge. Its own suite (`pnpm bench thp`) next to the 4 KiB one of mm.ts.
  */
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { Simulation } from '@mmnsim/core';
 import { MADV_HUGEPAGE, Map_, mmPlugin, MmService, PAGE_SIZE, PMD_SIZE, Prot } from '@mmnsim/mm';
-import { bestRate } from './metric.js';
+import { bestRate, collector } from './metric.js';
 import type { Metric } from './metric.js';
 
 /**
@@ -51,13 +49,6 @@ function thpFaultRate(): Metric {
   const blocks = 1024;
   const value = bestRate(blocks, () => run(touchHuge(blocks, 1)), 3);
   return { name: 'mm.thp_fault_per_s', value, unit: 'faults/s' };
-}
-
-function collector(): () => void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g !== undefined) return g;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
 }
 
 /**

@@ -1,8 +1,6 @@
-import { runInNewContext } from 'node:vm';
-import { setFlagsFromString } from 'node:v8';
 import { Simulation } from '@mmnsim/core';
 import { Map_, mmPlugin, MmService, PAGE_SIZE, Prot } from '@mmnsim/mm';
-import { bestRate } from './metric.js';
+import { bestRate, collector } from './metric.js';
 import type { Metric } from './metric.js';
 
 /**
@@ -46,14 +44,6 @@ function faultRate(): Metric {
   const pages = 1 << 18;
   const value = bestRate(pages, () => run(touchPages(pages, true)), 3);
   return { name: 'mm.fault_per_s', value, unit: 'faults/s' };
-}
-
-/** A full garbage collection: `global.gc` under `node --expose-gc`, else enabled at run time. */
-function collector(): () => void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g !== undefined) return g;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
 }
 
 /**
